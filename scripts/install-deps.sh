@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libopenblas-openmp-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev)
 if [[ "${1:-}" == "--test" ]]; then
-    pkgs+=(python3)
+    pkgs+=(python3 prometheus)
 fi
 
 missing=()

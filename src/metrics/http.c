@@ -226,8 +226,9 @@ static DpStatus dechunk(const char *p, const char *end, DpBuf *out, const char *
     }
 }
 
-DpStatus metrics_http_get(const char *url, double timeout_s, char **body, size_t *body_len,
-                          int *status, DpError *err) {
+DpStatus metrics_http_request(const char *method, const char *url, const char *extra_headers,
+                              const void *req_body, size_t req_len, double timeout_s,
+                              char **body, size_t *body_len, int *status, DpError *err) {
     Url u;
     int fd = -1;
     DpBuf raw = DP_BUF_INIT, req = DP_BUF_INIT, out = DP_BUF_INIT;
@@ -241,9 +242,13 @@ DpStatus metrics_http_get(const char *url, double timeout_s, char **body, size_t
     if ((st = parse_url(url, &u, err)) != DP_OK) goto out;
     int v6 = strchr(u.host, ':') != NULL;
     if (dp_buf_printf(&req,
-                      "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: driftpilot\r\n"
-                      "Accept: */*\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
-                      u.target, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port) != DP_OK) {
+                      "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: driftpilot\r\n"
+                      "Accept: */*\r\nAccept-Encoding: identity\r\nConnection: close\r\n",
+                      method, u.target, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port) != DP_OK ||
+        (extra_headers && dp_buf_printf(&req, "%s", extra_headers) != DP_OK) ||
+        (req_body && dp_buf_printf(&req, "Content-Length: %zu\r\n", req_len) != DP_OK) ||
+        dp_buf_append(&req, "\r\n", 2) != DP_OK ||
+        (req_body && req_len && dp_buf_append(&req, req_body, req_len) != DP_OK)) {
         st = dp_fail(err, DP_ERR_NOMEM, "GET %s: out of memory", url);
         goto out;
     }
@@ -327,4 +332,15 @@ DpStatus metrics_url_encode(DpBuf *out, const char *s) {
         if (dp_buf_append(out, tmp, 3) != DP_OK) return DP_ERR_NOMEM;
     }
     return DP_OK;
+}
+
+DpStatus metrics_http_get(const char *url, double timeout_s, char **body, size_t *body_len,
+                          int *status, DpError *err) {
+    return metrics_http_request("GET", url, NULL, NULL, 0, timeout_s, body, body_len, status, err);
+}
+
+DpStatus metrics_http_post_json(const char *url, const char *json, double timeout_s, char **body,
+                                size_t *body_len, int *status, DpError *err) {
+    return metrics_http_request("POST", url, "Content-Type: application/json\r\n", json,
+                                json ? strlen(json) : 0, timeout_s, body, body_len, status, err);
 }

@@ -212,6 +212,16 @@ const char *metric_sample_label(const MetricSample *s, const char *name);
 DpStatus metrics_http_get(const char *url, double timeout_s, char **body, size_t *body_len,
                           int *status, DpError *err);
 
+/* Any method: extra_headers (may be NULL) are full "Name: value\r\n" lines;
+ * when req_body is not NULL it is sent with a Content-Length.  Same contract
+ * as metrics_http_get otherwise (error messages say "GET" for any method). */
+DpStatus metrics_http_request(const char *method, const char *url, const char *extra_headers,
+                              const void *req_body, size_t req_len, double timeout_s,
+                              char **body, size_t *body_len, int *status, DpError *err);
+/* POST a JSON document (Content-Type: application/json). */
+DpStatus metrics_http_post_json(const char *url, const char *json, double timeout_s, char **body,
+                                size_t *body_len, int *status, DpError *err);
+
 /* Percent-encodes s for a URL query component into out (appended). */
 DpStatus metrics_url_encode(DpBuf *out, const char *s);
 

@@ -1,0 +1,303 @@
+/* `driftpilot sim <sub>`: the simulator's tools — show-config (print a
+ * config with a scenario applied), calibrate (fit measurable parameters),
+ * record (a simulated run as a replay CSV), and train-policy (PPO on a mix
+ * of scenarios, or on a replay CSV). */
+#include "cli.h"
+#include "policy.h"
+#include "rl.h"
+#include "sim.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: driftpilot sim <subcommand> [options]\n\n"
+            "subcommands:\n"
+            "  show-config [--config FILE] [--scenario NAME]\n"
+            "      print the simulator config (defaults: the study's setup) as JSON\n"
+            "  calibrate [--config FILE] [--jobs DIR] [--loadgen FILE.csv] --out FILE\n"
+            "      fit retrain speed per target and coverage from retrain job records\n"
+            "      (DIR/*.json) and distance/service time/capacity per target from a\n"
+            "      load-generator CSV (time,target,latency_ms,status,model_version);\n"
+            "      formats in docs/sim.md\n"
+            "  record [--config FILE] [--scenario NAME] [--seed N] [--policy SPEC] --out FILE.csv\n"
+            "      write one simulated run as a replay CSV (the study's recorded history)\n"
+            "  train-policy --out FILE [--config FILE] [--scenarios a,b,...] [--steps N]\n"
+            "               [--envs N] [--seed N] [--replay FILE.csv] [--window N]\n"
+            "      (defaults: 2000000 steps, 16 envs, seed 1, window 5; PPO with 256-step\n"
+            "      rollouts, minibatch 512, 5 epochs, gamma 0.99, lr 3e-4, entropy 0.01,\n"
+            "      observation and reward normalisation)\n"
+            "      train PPO on a mix of scenarios (default: all) with episode seeds drawn\n"
+            "      from a stream disjoint from simulate's evaluation seeds; with --replay,\n"
+            "      on recorded state vectors instead (paper profile)\n");
+}
+
+static int sub_show_config(int argc, char **argv) {
+    const char *cmd = "sim show-config";
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"scenario", required_argument, 0, 's'},
+                                         {0, 0, 0, 0}};
+    const char *config = NULL, *scenario = NULL;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'c') config = optarg;
+        else if (c == 's') scenario = optarg;
+        else return cli_usage_error(cmd, "unknown option");
+    }
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    if (config && sim_config_load(&cfg, config, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (scenario && sim_scenario_apply(&cfg, scenario, &err)) return cli_usage_error(cmd, "%s", err.msg);
+    char *s = sim_config_to_json(&cfg);
+    if (!s) return cli_fail(cmd, "out of memory");
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+static int sub_calibrate(int argc, char **argv) {
+    const char *cmd = "sim calibrate";
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"jobs", required_argument, 0, 'j'},
+                                         {"loadgen", required_argument, 0, 'l'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
+    const char *config = NULL, *jobs = NULL, *loadgen = NULL, *out = NULL;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'c') config = optarg;
+        else if (c == 'j') jobs = optarg;
+        else if (c == 'l') loadgen = optarg;
+        else if (c == 'o') out = optarg;
+        else return cli_usage_error(cmd, "unknown option");
+    }
+    if (!out) return cli_usage_error(cmd, "--out FILE is required");
+    if (!jobs && !loadgen) return cli_usage_error(cmd, "give --jobs DIR and/or --loadgen FILE.csv");
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    if (config && sim_config_load(&cfg, config, &err)) return cli_fail(cmd, "%s", err.msg);
+    SimCalibration cal;
+    if (sim_calibrate(&cfg, jobs, loadgen, &cal, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (sim_config_save(&cfg, out, &err)) return cli_fail(cmd, "%s", err.msg);
+    printf("calibrated from %d job records and %d latency points\n", cal.n_jobs, cal.n_latency_points);
+    printf("coverage %.4f\n", cfg.model.coverage);
+    for (int k = 0; k < cfg.n_targets; k++) {
+        const SimTarget *t = &cfg.targets[k];
+        printf("%-8s speed %.4f%s  distance %.2f ms  service %.2f ms  capacity %.1f req/s%s", t->name,
+               t->speed, cal.fitted_speed[k] > 0 ? " (fitted)" : " (unchanged)", t->distance_ms,
+               t->service_ms, t->capacity_rps, cal.fitted_latency[k] ? " (fitted" : " (unchanged)");
+        if (cal.fitted_latency[k]) printf(", rmse %.2f ms)", cal.latency_rmse[k]);
+        printf("\n");
+    }
+    printf("wrote %s\n", out);
+    return 0;
+}
+
+static int sub_record(int argc, char **argv) {
+    const char *cmd = "sim record";
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"scenario", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'n'},
+                                         {"policy", required_argument, 0, 'p'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
+    const char *config = NULL, *scenario = "gradual", *spec = "static:15m:aws", *out = NULL;
+    long long seed = 1;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'c') config = optarg;
+        else if (c == 's') scenario = optarg;
+        else if (c == 'n') {
+            if (!cli_parse_int(cmd, "--seed", optarg, 0, 1LL << 62, &seed)) return 2;
+        } else if (c == 'p') spec = optarg;
+        else if (c == 'o') out = optarg;
+        else return cli_usage_error(cmd, "unknown option");
+    }
+    if (!out) return cli_usage_error(cmd, "--out FILE.csv is required");
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    if (config && sim_config_load(&cfg, config, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (sim_scenario_apply(&cfg, scenario, &err)) return cli_usage_error(cmd, "%s", err.msg);
+    Policy *p = NULL;
+    if (policy_from_spec(spec, &cfg, &p, &err)) return cli_usage_error(cmd, "%s", err.msg);
+    SimEpisode ep = {0};
+    if (sim_episode_draw(&cfg, (uint64_t)seed, &ep, &err)) {
+        policy_destroy(p);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    DpBuf b = DP_BUF_INIT;
+    dp_buf_printf(&b, "time,cpu,memory,request_rate,latency_ms,accuracy,redeploy_count,bleu,f1,action\n");
+    if (p->vt->begin_episode && p->vt->begin_episode(p, &cfg, &ep, &err)) {
+        policy_destroy(p);
+        sim_episode_free(&ep);
+        dp_buf_free(&b);
+        return cli_fail(cmd, "%s", err.msg);
+    }
+    policy_reset(p);
+    SimRun run;
+    sim_run_reset(&run, &cfg, &ep);
+    while (!sim_run_done(&run)) {
+        SimObservation o;
+        sim_run_observe(&run, &o);
+        int a = policy_decide(p, &o);
+        dp_buf_printf(&b, "%.0f,%.4f,%.4f,%.2f,%.2f,%.4f,%.0f,%.4f,%.4f,%d\n", o.time_s, o.cpu,
+                      o.memory, o.request_rate, o.latency_ms, o.accuracy, o.redeploy_count, o.bleu,
+                      o.f1, a);
+        SimStepInfo info;
+        sim_run_step(&run, a, &info);
+    }
+    DpStatus st = dp_write_file_atomic(out, b.data, b.len, &err);
+    dp_buf_free(&b);
+    policy_destroy(p);
+    sim_episode_free(&ep);
+    if (st) return cli_fail(cmd, "%s", err.msg);
+    fprintf(stderr, "wrote %s (%d rows, %d retrains)\n", out, run.t, run.n_retrains);
+    return 0;
+}
+
+typedef struct {
+    DpProgress prog;
+} TrainCb;
+
+static int train_progress(const PpoIterInfo *info, void *user) {
+    TrainCb *t = user;
+    char extra[160];
+    snprintf(extra, sizeof extra, "return %.3f  kl %.4f  ev %.2f", info->mean_return, info->approx_kl,
+             info->explained_variance);
+    dp_progress_update(&t->prog, (double)info->steps_done, extra);
+    return 0;
+}
+
+static int sub_train_policy(int argc, char **argv) {
+    const char *cmd = "sim train-policy";
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"scenarios", required_argument, 0, 's'},
+        {"steps", required_argument, 0, 'n'},  {"envs", required_argument, 0, 'e'},
+        {"seed", required_argument, 0, 'r'},   {"out", required_argument, 0, 'o'},
+        {"replay", required_argument, 0, 'R'}, {"window", required_argument, 0, 'w'},
+        {0, 0, 0, 0}};
+    const char *config = NULL, *scenarios = NULL, *out = NULL, *replay = NULL;
+    long long steps = 2000000, envs = 16, seed = 1, window = 5;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 's': scenarios = optarg; break;
+        case 'n':
+            if (!cli_parse_int(cmd, "--steps", optarg, 1000, 1LL << 40, &steps)) return 2;
+            break;
+        case 'e':
+            if (!cli_parse_int(cmd, "--envs", optarg, 1, 1024, &envs)) return 2;
+            break;
+        case 'r':
+            if (!cli_parse_int(cmd, "--seed", optarg, 0, 1LL << 62, &seed)) return 2;
+            break;
+        case 'o': out = optarg; break;
+        case 'R': replay = optarg; break;
+        case 'w':
+            if (!cli_parse_int(cmd, "--window", optarg, 1, 10000, &window)) return 2;
+            break;
+        default: return cli_usage_error(cmd, "unknown option");
+        }
+    }
+    if (!out) return cli_usage_error(cmd, "--out FILE is required");
+    DpError err = {0};
+    SimRlConfig rc;
+    memset(&rc, 0, sizeof rc);
+    sim_config_default(&rc.base);
+    if (config && sim_config_load(&rc.base, config, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (scenarios) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", scenarios);
+        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (rc.n_scenarios == 16) return cli_usage_error(cmd, "too many scenarios");
+            SimConfig tmp = rc.base;
+            if (sim_scenario_apply(&tmp, t, &err)) return cli_usage_error(cmd, "%s", err.msg);
+            snprintf(rc.scenarios[rc.n_scenarios++], SIM_NAME_MAX, "%s", t);
+        }
+    } else {
+        for (int i = 0; i < sim_scenario_count(); i++)
+            snprintf(rc.scenarios[rc.n_scenarios++], SIM_NAME_MAX, "%s", sim_scenario_name(i));
+    }
+    /* evaluation seeds are small integers; training episodes draw 56-bit
+     * seeds offset by 2^60, so the two never meet */
+    rc.seed_offset = 1ULL << 60;
+    rc.reward_scale = 1;
+    if (sim_rl_register(&err)) return cli_fail(cmd, "%s", err.msg);
+    SimReplay rp;
+    memset(&rp, 0, sizeof rp);
+    RlEnv *env = NULL;
+    Ppo *ppo = NULL;
+    int rcode = 0;
+    if (replay) {
+        if (sim_replay_load(&rp, replay, (int)window, 0, &rc.base, &err)) return cli_fail(cmd, "%s", err.msg);
+        if (rl_env_create("retrain-replay", (int)envs, (uint64_t)seed, &rp, &env, &err)) {
+            rcode = cli_fail(cmd, "%s", err.msg);
+            goto out;
+        }
+    } else if (rl_env_create("retrain-sim", (int)envs, (uint64_t)seed, &rc, &env, &err)) {
+        rcode = cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    PpoConfig pc;
+    ppo_config_default(&pc);
+    pc.n_steps = 256;
+    pc.batch_size = 512;
+    pc.n_epochs = 5;
+    pc.gamma = 0.99;
+    pc.learning_rate = 3e-4;
+    pc.ent_coef = 0.01;
+    pc.normalize_obs = 1;
+    pc.normalize_reward = 1;
+    pc.seed = (uint64_t)seed;
+    if (ppo_create(&pc, env->obs_dim, env->n_actions, &ppo, &err)) {
+        rcode = cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    TrainCb cb;
+    dp_progress_init(&cb.prog, "train-policy", (double)steps, "steps");
+    double t0 = dp_time_mono();
+    if (ppo_train(ppo, env, steps, train_progress, &cb, &err)) {
+        rcode = cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    dp_progress_finish(&cb.prog, NULL);
+    if (ppo_policy_save(ppo_policy(ppo), out, &err)) {
+        rcode = cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    fprintf(stderr, "trained %lld steps on %s in %.1f s; wrote %s\n", steps,
+            replay ? "the replay" : "the simulator", dp_time_mono() - t0, out);
+out:
+    ppo_free(ppo);
+    rl_env_destroy(env);
+    sim_replay_free(&rp);
+    return rcode;
+}
+
+int cmd_sim(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    if (cli_wants_help(argc - 1, argv + 1)) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "show-config")) return sub_show_config(argc - 1, argv + 1);
+    if (!strcmp(sub, "calibrate")) return sub_calibrate(argc - 1, argv + 1);
+    if (!strcmp(sub, "record")) return sub_record(argc - 1, argv + 1);
+    if (!strcmp(sub, "train-policy")) return sub_train_policy(argc - 1, argv + 1);
+    return cli_usage_error("sim", "unknown subcommand '%s' (show-config, calibrate, record, train-policy)", sub);
+}

@@ -1,0 +1,410 @@
+/* Tests of src/sim: the state / action / reward definitions against
+ * hand-computed cases, the simulator's invariants, config JSON, replay, and
+ * calibration on small synthetic files. */
+#include "sim.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static SimObservation sample_obs(void) {
+    SimObservation o;
+    memset(&o, 0, sizeof o);
+    o.cpu = 0.5;
+    o.memory = 0.4;
+    o.request_rate = 200;
+    o.latency_ms = 122;
+    o.accuracy = 0.7;
+    o.bleu = 0.78;
+    o.f1 = 0.8;
+    o.redeploy_count = 4;
+    o.since_retrain_s = 1800;
+    o.queue = 2.5;
+    o.job_running = 1;
+    o.n_targets = 2;
+    o.price[0] = 0.045;
+    o.price[1] = 0.038;
+    o.up[0] = 1;
+    o.up[1] = 0;
+    return o;
+}
+
+static void test_state_vector(void) {
+    SimObservation o = sample_obs();
+    float s[SIM_STATE_MAX];
+    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_PAPER, 2), 6);
+    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, 2), 15);
+    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, 3), 17);
+    sim_state_build(SIM_PROFILE_PAPER, &o, s);
+    float want[6] = {0.5f, 0.4f, 0.2f, 0.122f, 0.7f, 0.4f};
+    for (int i = 0; i < 6; i++) EXPECT_NEAR(s[i], want[i], 1e-6);
+    sim_state_build(SIM_PROFILE_EXTENDED, &o, s);
+    float want2[15] = {0.5f, 0.4f, 0.2f, 0.122f, 0.7f, 0.4f, 0.78f, 0.8f, 0.5f, 0.25f, 1,
+                       0.45f, 0.38f, 1, 0};
+    for (int i = 0; i < 15; i++) EXPECT_NEAR(s[i], want2[i], 1e-6);
+    char buf[32];
+    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 12, buf, sizeof buf), "price1_x10");
+    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 14, buf, sizeof buf), "up1");
+}
+
+static void test_actions(void) {
+    EXPECT_EQ_INT(sim_action_count(SIM_ACTIONS_TARGETS, 2), 3);
+    EXPECT_EQ_INT(sim_action_count(SIM_ACTIONS_STEPS, 1), 4);
+    EXPECT_EQ_INT(sim_action_count(SIM_ACTIONS_STEPS, 2), 7);
+    SimDecision d = sim_action_decode(SIM_ACTIONS_TARGETS, 2, 2);
+    EXPECT(d.retrain && d.redeploy && d.target == 1);
+    d = sim_action_decode(SIM_ACTIONS_TARGETS, 2, 0);
+    EXPECT(!d.retrain && !d.redeploy && d.target == -1);
+    d = sim_action_decode(SIM_ACTIONS_TARGETS, 2, 7); /* out of range: nothing */
+    EXPECT(d.target == -1);
+    /* the study's other variant with one target: nothing / retrain / redeploy / both */
+    d = sim_action_decode(SIM_ACTIONS_STEPS, 1, 1);
+    EXPECT(d.retrain && !d.redeploy);
+    d = sim_action_decode(SIM_ACTIONS_STEPS, 1, 2);
+    EXPECT(!d.retrain && d.redeploy);
+    d = sim_action_decode(SIM_ACTIONS_STEPS, 1, 3);
+    EXPECT(d.retrain && d.redeploy);
+    for (int set = 0; set < 2; set++)
+        for (int a = 0; a < sim_action_count((SimActionSet)set, 3); a++)
+            EXPECT_EQ_INT(sim_action_encode((SimActionSet)set, 3,
+                                            sim_action_decode((SimActionSet)set, 3, a)), a);
+    char names[2][SIM_NAME_MAX] = {"aws", "azure"}, buf[64];
+    EXPECT_STREQ(sim_action_name(SIM_ACTIONS_TARGETS, 2, names, 2, buf, sizeof buf),
+                 "retrain+redeploy@azure");
+}
+
+static void test_reward(void) {
+    SimRewardConfig rc;
+    sim_reward_study(&rc);
+    SimObservation o = sample_obs();
+    /* the study: 0.5*0.78 + 0.5*0.7 - 0.045 = 0.695 */
+    EXPECT_NEAR(sim_reward(&rc, &o, 0.045, 60), 0.695, 1e-12);
+    EXPECT_NEAR(sim_reward(&rc, &o, 0.038, 60), 0.702, 1e-12);
+    EXPECT_NEAR(sim_reward(&rc, &o, 0, 60), 0.74, 1e-12);
+    sim_reward_default(&rc);
+    /* per hour: 0.74/60 - 0.045; latency 122 < SLO 150: no penalty */
+    EXPECT_NEAR(sim_reward(&rc, &o, 0.045, 60), 0.74 / 60 - 0.045, 1e-12);
+    o.latency_ms = 180; /* 20% over the SLO: penalty 0.2 per hour */
+    EXPECT_NEAR(sim_reward(&rc, &o, 0, 60), (0.74 - 0.2) / 60, 1e-12);
+    rc.w_f1 = 1;
+    rc.w_bleu = 0;
+    rc.cost_weight = 2;
+    EXPECT_NEAR(sim_reward(&rc, &o, 0.1, 60), (0.5 * 0.7 + 0.8 - 0.2) / 60 - 0.2, 1e-12);
+}
+
+static void test_config_json(void) {
+    SimConfig cfg, back;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    EXPECT_EQ_INT(sim_config_validate(&cfg, &err), DP_OK);
+    EXPECT_EQ_INT(cfg.n_targets, 2);
+    EXPECT_NEAR(cfg.targets[0].price, 0.045, 0);
+    EXPECT_NEAR(cfg.targets[1].price, 0.038, 0);
+    EXPECT_EQ_INT(sim_config_steps(&cfg), 240);
+    char *js = sim_config_to_json(&cfg);
+    REQUIRE(js);
+    sim_config_default(&back);
+    back.targets[0].price = 9;
+    back.drift.kind = SIM_DRIFT_NONE;
+    EXPECT_EQ_INT(sim_config_load_text(&back, js, "roundtrip", &err), DP_OK);
+    free(js);
+    EXPECT_NEAR(back.targets[0].price, 0.045, 1e-12);
+    EXPECT_EQ_INT(back.drift.kind, SIM_DRIFT_GRADUAL);
+    /* a partial file overrides only what it names; errors name the field */
+    EXPECT_EQ_INT(sim_config_load_text(&back, "{\"drift\": {\"kind\": \"sudden\"}, \"targets\": "
+                                              "[{\"name\": \"gcp\", \"price\": 0.02}]}",
+                                       "partial", &err), DP_OK);
+    EXPECT_EQ_INT(back.drift.kind, SIM_DRIFT_SUDDEN);
+    EXPECT_EQ_INT(back.n_targets, 1);
+    EXPECT_STREQ(back.targets[0].name, "gcp");
+    EXPECT_NEAR(back.targets[0].price, 0.02, 1e-12);
+    EXPECT(sim_config_load_text(&back, "{\"traffic\": {\"base_rps\": \"x\"}}", "bad.json", &err) != DP_OK);
+    EXPECT(strstr(err.msg, "traffic.base_rps") != NULL);
+    EXPECT(sim_config_load_text(&back, "{\"drift\": {\"rate_per_hr\": 1}}", "bad.json", &err) != DP_OK);
+    EXPECT(strstr(err.msg, "drift.rate_per_hr: unknown field") != NULL);
+    EXPECT(sim_config_load_text(&back, "{\"model\": {\"coverage\": 2}}", "bad.json", &err) != DP_OK);
+    EXPECT(strstr(err.msg, "model.coverage") != NULL);
+    SimConfig s;
+    sim_config_default(&s);
+    for (int i = 0; i < sim_scenario_count(); i++)
+        EXPECT_EQ_INT(sim_scenario_apply(&s, sim_scenario_name(i), &err), DP_OK);
+    EXPECT(sim_scenario_apply(&s, "tornado", &err) != DP_OK);
+    /* the shipped configs load */
+    SimConfig f;
+    sim_config_default(&f);
+    EXPECT_EQ_INT(sim_config_load(&f, DP_SOURCE_DIR "/configs/sim/study.json", &err), DP_OK);
+    EXPECT_NEAR(f.reward.quality_unit_s, 60, 0);
+    sim_config_default(&f);
+    EXPECT_EQ_INT(sim_config_load(&f, DP_SOURCE_DIR "/configs/sim/default.json", &err), DP_OK);
+}
+
+/* Runs a fixed action script; returns the total reward and the run. */
+static double run_script(const SimConfig *cfg, const SimEpisode *ep, const int *acts, SimRun *run,
+                         SimStepInfo *infos) {
+    sim_run_reset(run, cfg, ep);
+    int t = 0;
+    while (!sim_run_done(run)) {
+        sim_run_step(run, acts ? acts[t] : 0, &infos[t]);
+        t++;
+    }
+    return run->total_reward;
+}
+
+static void test_same_seed_same_episode(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    REQUIRE(sim_scenario_apply(&cfg, "sudden", &err) == DP_OK);
+    SimEpisode a = {0}, b = {0}, c = {0};
+    REQUIRE(sim_episode_draw(&cfg, 7, &a, &err) == DP_OK);
+    REQUIRE(sim_episode_draw(&cfg, 7, &b, &err) == DP_OK);
+    REQUIRE(sim_episode_draw(&cfg, 8, &c, &err) == DP_OK);
+    int T = a.n_steps;
+    EXPECT(memcmp(a.rate, b.rate, sizeof(double) * T) == 0);
+    EXPECT(memcmp(a.hazard, b.hazard, sizeof(double) * (T + 1)) == 0);
+    EXPECT(memcmp(a.job_steps, b.job_steps, sizeof(int) * T * 2) == 0);
+    EXPECT(memcmp(a.rate, c.rate, sizeof(double) * T) != 0);
+    EXPECT(a.drift_event_s >= cfg.drift.sudden_lo_s && a.drift_event_s <= cfg.drift.sudden_hi_s);
+    int *acts = calloc((size_t)T, sizeof(int));
+    SimStepInfo *ia = calloc((size_t)T, sizeof *ia), *ib = calloc((size_t)T, sizeof *ib);
+    for (int t = 0; t < T; t += 30) acts[t] = 1 + (t / 30) % 2;
+    SimRun ra, rb;
+    double va = run_script(&cfg, &a, acts, &ra, ia), vb = run_script(&cfg, &b, acts, &rb, ib);
+    EXPECT(va == vb);
+    EXPECT(memcmp(ia, ib, sizeof *ia * T) == 0);
+    free(acts);
+    free(ia);
+    free(ib);
+    sim_episode_free(&a);
+    sim_episode_free(&b);
+    sim_episode_free(&c);
+}
+
+static void test_invariants(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    SimEpisode ep = {0};
+    REQUIRE(sim_episode_draw(&cfg, 3, &ep, &err) == DP_OK);
+    int T = ep.n_steps;
+    SimStepInfo *info = calloc((size_t)T, sizeof *info);
+    SimRun run;
+    /* no retrain: no cost, no deploy, and true quality never rises under drift */
+    run_script(&cfg, &ep, NULL, &run, info);
+    EXPECT_NEAR(run.total_cost, 0, 0);
+    EXPECT_EQ_INT(run.n_retrains, 0);
+    EXPECT_EQ_INT(run.n_redeploys, 0);
+    int rises = 0;
+    for (int t = 1; t < T; t++) rises += info[t].quality.bleu > info[t - 1].quality.bleu + 1e-12;
+    EXPECT_EQ_INT(rises, 0);
+    EXPECT(info[T - 1].quality.bleu < info[0].quality.bleu - 0.1);
+    /* one retrain at t=60 on azure: cost once, quality jumps only when it deploys */
+    int *acts = calloc((size_t)T, sizeof(int));
+    acts[60] = 2;
+    run_script(&cfg, &ep, acts, &run, info);
+    EXPECT_NEAR(run.total_cost, 0.038, 1e-12);
+    EXPECT_EQ_INT(run.n_retrains, 1);
+    EXPECT_EQ_INT(run.n_redeploys, 1);
+    int steps = ep.job_steps[60 * 2 + 1], deployed_at = -1;
+    for (int t = 0; t < T; t++) {
+        if (t != 60) EXPECT_NEAR(info[t].cost, 0, 0);
+        if (info[t].deployed) deployed_at = t + 1;
+    }
+    EXPECT_EQ_INT(deployed_at, 60 + steps);
+    for (int t = 1; t < T; t++)
+        if (t != deployed_at) EXPECT(info[t].quality.bleu <= info[t - 1].quality.bleu + 1e-12);
+    EXPECT(info[deployed_at].quality.bleu > info[deployed_at - 1].quality.bleu + 0.03);
+    /* serving moved to azure after the redeploy */
+    EXPECT_EQ_INT(run.serving, 1);
+    /* a retrain while one runs is ignored and costs nothing */
+    acts[61] = 1;
+    run_script(&cfg, &ep, acts, &run, info);
+    EXPECT_EQ_INT(run.n_retrains, 1);
+    EXPECT(info[61].ignored);
+    EXPECT_NEAR(run.total_cost, 0.038, 1e-12);
+    /* contention: retraining on the serving target (aws) raises its latency */
+    memset(acts, 0, sizeof(int) * T);
+    acts[10] = 1;
+    SimStepInfo *base = calloc((size_t)T, sizeof *base);
+    run_script(&cfg, &ep, NULL, &run, base);
+    run_script(&cfg, &ep, acts, &run, info);
+    EXPECT(info[10].obs.latency_ms > base[10].obs.latency_ms * 1.2);
+    EXPECT(info[10].obs.cpu > base[10].obs.cpu);
+    /* ... and retraining elsewhere (azure) does not */
+    acts[10] = 2;
+    run_script(&cfg, &ep, acts, &run, info);
+    EXPECT_NEAR(info[10].obs.latency_ms, base[10].obs.latency_ms, 1e-9);
+    /* observation at a decision carries prices, availability and job state */
+    sim_run_reset(&run, &cfg, &ep);
+    SimStepInfo one;
+    sim_run_step(&run, 2, &one);
+    SimObservation o;
+    sim_run_observe(&run, &o);
+    EXPECT_EQ_INT(o.job_running, steps > 1);
+    EXPECT_NEAR(o.price[0], 0.045, 1e-12);
+    EXPECT_NEAR(o.time_s, 60, 0);
+    free(acts);
+    free(info);
+    free(base);
+    sim_episode_free(&ep);
+}
+
+static void test_quality_model(void) {
+    /* hand-computed: gradual 0.15/h, coverage 0.85; step t=120 (hazard at mid
+     * = 0.15 * 120.5/60 h), model trained at r = 60 (hazard 0.15) */
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    cfg.traffic.noise = 0;
+    cfg.drift.rate_per_hour = 0.15;
+    DpError err = {0};
+    SimEpisode ep = {0};
+    REQUIRE(sim_episode_draw(&cfg, 1, &ep, &err) == DP_OK);
+    SimQuality q;
+    sim_quality(&cfg, &ep, 120, 60, &q);
+    double hm = 0.15 * 120.5 / 60, hr = 0.15;
+    double p = exp(-(hm - hr)) * (0.85 + 0.15 * exp(-hr));
+    EXPECT_NEAR(q.p_known, p, 1e-9);
+    EXPECT_NEAR(q.accuracy, 0.02 + 0.78 * p, 1e-9);
+    EXPECT_NEAR(q.bleu, 0.35 + 0.5 * p, 1e-9);
+    sim_quality(&cfg, &ep, 120, -1, &q);
+    EXPECT_NEAR(q.p_known, exp(-hm), 1e-9);
+    /* measured values stay in [0, 1] and near the truth */
+    for (int t = 0; t < ep.n_steps; t++) {
+        sim_quality(&cfg, &ep, t, -1, &q);
+        EXPECT(q.m_accuracy >= 0 && q.m_accuracy <= 1 && fabs(q.m_accuracy - q.accuracy) < 0.15);
+    }
+    sim_episode_free(&ep);
+    /* recurring: a model trained in season B is wrong on the seasonal share in A */
+    REQUIRE(sim_scenario_apply(&cfg, "recurring", &err) == DP_OK);
+    cfg.drift.background_per_hour = 0;
+    REQUIRE(sim_episode_draw(&cfg, 1, &ep, &err) == DP_OK);
+    sim_quality(&cfg, &ep, 45, 40, &q); /* trained and served in season 1 */
+    EXPECT_NEAR(q.p_known, 0.6 + 0.4 * 0.85, 1e-9);
+    sim_quality(&cfg, &ep, 65, 40, &q); /* served in season 0 again */
+    EXPECT_NEAR(q.p_known, 0.6 + 0.4 * 0.15, 1e-9);
+    sim_episode_free(&ep);
+}
+
+static void test_outage(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    REQUIRE(sim_scenario_apply(&cfg, "outage", &err) == DP_OK);
+    SimEpisode ep = {0};
+    REQUIRE(sim_episode_draw(&cfg, 5, &ep, &err) == DP_OK);
+    int first = -1, n = 0;
+    for (int t = 0; t < ep.n_steps; t++)
+        if (ep.down[t * 2]) {
+            if (first < 0) first = t;
+            n++;
+        }
+    REQUIRE(first > 0);
+    EXPECT(n == 60 || n == 61); /* an hour, not aligned to decisions */
+    /* a retrain on a down target does not start and costs nothing */
+    int steps, ok;
+    EXPECT_NEAR(sim_job_plan(&cfg, &ep, first, 0, &steps, &ok), 0, 0);
+    EXPECT_EQ_INT(steps, 0);
+    /* a job that the outage interrupts fails and pays for what ran */
+    double c = sim_job_plan(&cfg, &ep, first - 2, 0, &steps, &ok);
+    EXPECT_EQ_INT(steps, 2);
+    EXPECT_EQ_INT(ok, 0);
+    EXPECT_NEAR(c, 0.045 * 2 / ep.job_steps[(first - 2) * 2], 1e-12);
+    /* while aws is down, traffic fails over to azure */
+    SimServing sv;
+    sim_serving(&cfg, &ep, first, 0, -1, &sv);
+    EXPECT_EQ_INT(sv.effective, 1);
+    sim_episode_free(&ep);
+}
+
+static void test_steps_action_set(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    cfg.action_set = SIM_ACTIONS_STEPS;
+    DpError err = {0};
+    SimEpisode ep = {0};
+    REQUIRE(sim_episode_draw(&cfg, 2, &ep, &err) == DP_OK);
+    SimRun run;
+    sim_run_reset(&run, &cfg, &ep);
+    SimStepInfo info;
+    sim_run_step(&run, 2, &info); /* redeploy with nothing trained: ignored */
+    EXPECT(info.ignored);
+    sim_run_step(&run, 1, &info); /* retrain on aws, keep serving */
+    EXPECT(info.started);
+    while (run.job_target >= 0) sim_run_step(&run, 0, &info);
+    EXPECT_EQ_INT(run.model_r, -1);
+    EXPECT_EQ_INT(run.pending_r, 1);
+    sim_run_step(&run, 2 + 3, &info); /* redeploy to azure */
+    EXPECT(info.deployed);
+    EXPECT_EQ_INT(run.model_r, 1);
+    EXPECT_EQ_INT(run.serving, 1);
+    sim_episode_free(&ep);
+}
+
+static void test_replay(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    sim_reward_study(&cfg.reward);
+    SimReplay rp;
+    DpError err = {0};
+    REQUIRE(sim_replay_load(&rp, DP_TEST_DATA "/sim/replay.csv", 1, 1, &cfg, &err) == DP_OK);
+    EXPECT_EQ_INT(rp.n_rows, 4);
+    EXPECT_EQ_INT(rp.dim, 6);
+    /* latency row 1 interpolated to 130: the z-scores of rows 1 and 3 match */
+    EXPECT_NEAR(rp.states[1 * 6 + 3], rp.states[3 * 6 + 3], 1e-6);
+    /* request_rate row 2 interpolated to 200 (between 210 and 190): z of mean 200 */
+    EXPECT_NEAR(rp.mean[2], 0.2, 1e-7); /* k req/s, as in the state vector */
+    EXPECT_NEAR(rp.states[2 * 6 + 2], 0, 1e-6);
+    /* rewards from the recorded quality: row 2 bleu interpolated to 0.75 */
+    EXPECT_NEAR(sim_replay_reward(&rp, 1, 0), 0.5 * 0.75 + 0.5 * 0.6, 1e-9);
+    EXPECT_NEAR(sim_replay_reward(&rp, 1, 1), 0.5 * 0.75 + 0.5 * 0.6 - 0.045, 1e-9);
+    EXPECT_NEAR(sim_replay_reward(&rp, 0, 2), 0.5 * 0.8 + 0.5 * 0.7 - 0.038, 1e-9);
+    sim_replay_free(&rp);
+    /* rolling mean of 2 rows on accuracy: row 1 = (0.8+0.7)/2 */
+    REQUIRE(sim_replay_load(&rp, DP_TEST_DATA "/sim/replay.csv", 2, 1, &cfg, &err) == DP_OK);
+    double z1 = rp.states[1 * 6 + 4] * rp.std[4] + rp.mean[4];
+    EXPECT_NEAR(z1, 0.75, 1e-6);
+    sim_replay_free(&rp);
+    /* without z-scores the rows are state vectors */
+    REQUIRE(sim_replay_load(&rp, DP_TEST_DATA "/sim/replay.csv", 1, 0, &cfg, &err) == DP_OK);
+    EXPECT_NEAR(rp.states[1 * 6 + 3], 0.130, 1e-6);
+    EXPECT_NEAR(rp.states[3 * 6 + 5], 0.1, 1e-6);
+    sim_replay_free(&rp);
+    EXPECT(sim_replay_load(&rp, DP_TEST_DATA "/sim/no-such.csv", 1, 1, &cfg, &err) != DP_OK);
+}
+
+static void test_calibrate(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    SimCalibration cal;
+    DpError err = {0};
+    REQUIRE(sim_calibrate(&cfg, DP_TEST_DATA "/sim/jobs", DP_TEST_DATA "/sim/loadgen.csv", &cal,
+                          &err) == DP_OK);
+    EXPECT_EQ_INT(cal.n_jobs, 4); /* the failed job is left out */
+    /* gpu_hours 0.1 = 360 s of reference work: aws 240 s -> 1.5, azure 450 s -> 0.8 */
+    EXPECT_NEAR(cfg.targets[0].speed, 1.5, 1e-9);
+    EXPECT_NEAR(cfg.targets[1].speed, 0.8, 1e-9);
+    EXPECT_NEAR(cfg.model.coverage, 0.75, 1e-4);
+    /* latency = 30 + 50 / (1 - rate / 40) */
+    EXPECT(cal.fitted_latency[0]);
+    EXPECT(!cal.fitted_latency[1]);
+    EXPECT_NEAR(cfg.targets[0].capacity_rps, 40, 1.0);
+    EXPECT_NEAR(cfg.targets[0].distance_ms, 30, 3);
+    EXPECT_NEAR(cfg.targets[0].service_ms, 50, 3);
+    EXPECT(sim_calibrate(&cfg, DP_TEST_DATA "/sim/none", NULL, &cal, &err) != DP_OK);
+    /* the load generator's own CSV (intended_s, target URLs, HTTP status, error):
+     * latency = 20 + 60 / (1 - rate / 40) */
+    sim_config_default(&cfg);
+    REQUIRE(sim_calibrate(&cfg, NULL, DP_TEST_DATA "/sim/loadgen-lg.csv", &cal, &err) == DP_OK);
+    EXPECT(cal.fitted_latency[0]);
+    EXPECT_NEAR(cfg.targets[0].capacity_rps, 40, 1.0);
+    EXPECT_NEAR(cfg.targets[0].distance_ms, 20, 3);
+    EXPECT_NEAR(cfg.targets[0].service_ms, 60, 3);
+    EXPECT_NEAR(cfg.targets[0].speed, 1.25, 0); /* no job records: unchanged */
+}
+
+TEST_MAIN(TEST_CASE(test_state_vector), TEST_CASE(test_actions), TEST_CASE(test_reward),
+          TEST_CASE(test_config_json), TEST_CASE(test_same_seed_same_episode),
+          TEST_CASE(test_invariants), TEST_CASE(test_quality_model), TEST_CASE(test_outage),
+          TEST_CASE(test_steps_action_set), TEST_CASE(test_replay), TEST_CASE(test_calibrate))

@@ -12,6 +12,28 @@
 static int test_failures_ = 0;
 static int test_checks_ = 0;
 static const char *test_current_ = "";
+static int test_skipped_ = 0;
+
+/* Marks the current case as skipped (counted apart, never as passed) and
+ * returns from it.  Only for opt-in benchmarks; a missing prerequisite of a
+ * real check is a failure, not a skip. */
+#define TEST_SKIP(...)                                                                 \
+    do {                                                                               \
+        fprintf(stderr, "  skip [%s]: ", test_current_);                               \
+        fprintf(stderr, __VA_ARGS__);                                                  \
+        fputc('\n', stderr);                                                           \
+        test_skipped_ = 1;                                                             \
+        return;                                                                        \
+    } while (0)
+
+/* Fails the current case unless the driftpilot binary was built (tests that
+ * drive the CLI need it; CI always builds it before running ctest). */
+#define REQUIRE_BINARY(path)                                                           \
+    do {                                                                               \
+        FILE *f_ = fopen((path), "rb");                                                \
+        REQUIRE(f_ != NULL && "driftpilot binary must be built before this test");     \
+        fclose(f_);                                                                    \
+    } while (0)
 
 #define EXPECT(cond)                                                                   \
     do {                                                                               \
@@ -75,7 +97,7 @@ typedef struct {
 
 /* Runs every case (or only those named in argv), prints a summary line. */
 static int test_main(const TestCase *cases, int n, int argc, char **argv) {
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n; i++) {
         if (argc > 1) {
             int want = 0;
@@ -85,8 +107,12 @@ static int test_main(const TestCase *cases, int n, int argc, char **argv) {
         }
         int before = test_failures_;
         test_current_ = cases[i].name;
+        test_skipped_ = 0;
         cases[i].fn();
-        if (test_failures_ == before) {
+        if (test_skipped_ && test_failures_ == before) {
+            skipped++;
+            fprintf(stderr, "skip %s\n", cases[i].name);
+        } else if (test_failures_ == before) {
             passed++;
             fprintf(stderr, "ok   %s\n", cases[i].name);
         } else {
@@ -94,7 +120,10 @@ static int test_main(const TestCase *cases, int n, int argc, char **argv) {
             fprintf(stderr, "FAIL %s\n", cases[i].name);
         }
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    if (skipped)
+        printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else
+        printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
 

@@ -6,9 +6,9 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git ca-certificates
-      libopenblas-openmp-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev)
+      libopenblas-openmp-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev zlib1g-dev)
 if [[ "${1:-}" == "--test" ]]; then
-    pkgs+=(python3 prometheus)
+    pkgs+=(python3 prometheus chromium)
 fi
 
 missing=()

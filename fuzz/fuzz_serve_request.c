@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             CHECK(valid_utf8(r.question) && valid_utf8(r.context));
             CHECK(!r.context || (r.context[0] && strlen(r.context) <= lim.max_context_bytes));
             CHECK(r.max_new_tokens >= 1 && r.max_new_tokens <= lim.max_new_tokens_limit);
-            CHECK(r.temperature >= 0 && r.temperature <= 100);
+            CHECK(r.temperature == 0 || (r.temperature >= 1e-4 && r.temperature <= 100));
             CHECK(r.top_k >= 0 && r.top_p > 0 && r.top_p <= 1);
         } else {
             CHECK(r.question == NULL && r.context == NULL && err.msg[0]);

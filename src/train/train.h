@@ -211,4 +211,222 @@ void registry_verify_report_free(RegistryVerifyReport *report);
 void registry_metrics_summary(const json_t *metrics, char *buf, size_t cap);
 // ==== end registry ====
 
+// ==== pretrain and retrain ====
+/*
+ * The built-in model and the retrain job (pretrain.c, retrain.c, and the
+ * shared pieces in trainer.c and data.c).
+ *
+ * pretrain_run trains a small GPT-2 from scratch on the drifting QA world at
+ * t = 0 (every fact in every training phrasing, 2-digit arithmetic, reading
+ * comprehension), with its own byte-level BPE vocabulary (service names and
+ * attribute values as whole tokens, digits kept apart), and writes a Hugging
+ * Face directory plus driftpilot_world.json (the world it learned, so the
+ * retrain job can regenerate replay and canary data) and pretrain_report.json.
+ *
+ * retrain_run fine-tunes a model directory (or a registry version) on a
+ * labelled window (JSON lines or SQuAD JSON) mixed with replay of older data,
+ * scores before/after on a held-out part of the window and on a fixed canary
+ * set, and publishes to the registry only when the canary gate passes.
+ *
+ * The lower-level pieces (TrainRows, train_step, train_evaluate,
+ * train_load_labelled) are public so that tests and other jobs can use them.
+ *
+ * Ownership: *_free functions are NULL-safe and safe on zeroed structs.
+ * Reports are plain structs filled by the run; the json_t in them is owned
+ * by the report (pretrain_report_free / retrain_report_free).
+ * Threads: one run at a time per model; the kernels use both cores.
+ */
+#include "nn.h"
+#include "qa.h"
+
+/* Categories used for row mixing and per-category scores. */
+typedef enum {
+    TRAIN_CAT_FACT = 0,
+    TRAIN_CAT_COMPREHENSION,
+    TRAIN_CAT_ARITHMETIC,
+    TRAIN_CAT_OTHER,      /* SQuAD rows and anything else */
+} TrainCat;
+#define TRAIN_N_CATS 4
+const char *train_cat_name(int cat);  /* "fact", "comprehension", ... */
+int train_cat_of_kind(QaKind kind);
+
+/* A tokenized example: ids = prompt tokens then answer tokens (" ans\n"). */
+typedef struct {
+    int *ids;
+    int n_ids;
+    int n_prompt;
+    int cat;
+} TrainRow;
+
+typedef struct {
+    TrainRow *rows;
+    size_t n, cap;
+    size_t n_truncated;   /* rows whose prompt was cut from the left to fit */
+} TrainRows;
+
+/* Tokenizes one example in the qa prompt format (prompt and answer encoded
+ * separately, exactly as serving sees them) and appends it.  Rows longer than
+ * max_len lose prompt tokens from the left (the answer is kept whole; an
+ * answer that alone does not fit is skipped and counted as truncated). */
+DpStatus train_rows_add(TrainRows *rows, const BpeTokenizer *tok, const char *question,
+                        const char *context, const char *answer, int cat, int max_len,
+                        DpError *err);
+/* Adds every answerable item of ds (first answer as the target). */
+DpStatus train_rows_add_dataset(TrainRows *rows, const BpeTokenizer *tok, const QaDataset *ds,
+                                int max_len, DpError *err);
+void train_rows_free(TrainRows *rows);
+
+/* Cosine schedule: linear warmup over warmup_frac, then cosine from peak to
+ * peak*min_frac.  progress in [0, 1]. */
+float train_lr_at(float peak, float warmup_frac, float min_frac, double progress);
+
+/* One optimizer step on n rows (padded to the longest, padding masked, loss
+ * on answer tokens only): forward, backward, clip, AdamW.  The model must be
+ * reserved for training with max_B >= n and max_T >= longest row - 1.
+ * *loss gets the mean answer-token loss, *tokens the padded tokens computed. */
+DpStatus train_step(Gpt2 *model, const TrainRow *const *batch, int n, const Gpt2AdamW *opt,
+                    int step, float clip, int pad_id, float *loss, long *tokens, DpError *err);
+/* Mean answer-token loss over rows without updating (for a validation set). */
+DpStatus train_loss(Gpt2 *model, const TrainRows *rows, int batch, int pad_id, double *loss,
+                    DpError *err);
+
+/* Scores of one evaluation, overall and per category. */
+typedef struct {
+    QaCorpusScores all;
+    QaCorpusScores cat[TRAIN_N_CATS];
+    double seconds;
+} TrainEval;
+
+/* Greedy decoding (through Gpt2Generator, stop at the first newline) of every
+ * answerable item of ds, scored with the qa metrics against all references.
+ * correct (may be NULL) gets 1/0 exact match per item of ds (-1 for skipped
+ * impossible items); predictions (may be NULL) gets a malloc'd array of
+ * malloc'd strings (free with train_predictions_free). */
+DpStatus train_evaluate(const Gpt2 *model, const BpeTokenizer *tok, const QaDataset *ds,
+                        TrainEval *out, int *correct, char ***predictions, DpError *err);
+void train_predictions_free(char **p, size_t n);
+/* {"n","bleu1","exact_match","f1","by_category":{...}} */
+json_t *train_eval_json(const TrainEval *e);
+
+/* Loads labelled data: a SQuAD JSON file (v1.1/v2.0; detected by a top-level
+ * object with "data"), or JSON lines of {"question", "context"?, "reference"
+ * (string or array) | "references" | "answer" | "answers", "kind"?,
+ * "entity"?, "attribute"?, "changed"?}; blank lines are skipped, a bad line
+ * is DP_ERR_PARSE naming file and line.  ds is initialised by the call. */
+DpStatus train_load_labelled(const char *path, QaDataset *ds, DpError *err);
+
+/* The world config a model was pretrained on (driftpilot_world.json). */
+DpStatus train_world_save(const QaWorldConfig *cfg, const char *dir, DpError *err);
+/* DP_OK with *found 0 when dir has no world file. */
+DpStatus train_world_load(const char *dir, QaWorldConfig *cfg, int *found, DpError *err);
+
+/* 2-digit arithmetic pairs held out of pretraining (about 10%), so that
+ * arithmetic is evaluated on pairs the model never saw.  Parses the two
+ * operands from question; 0 when it has none. */
+int train_arith_heldout(const char *question, int minus);
+
+/* ---- pretrain ---- */
+typedef struct {
+    QaWorldConfig world;   /* the world at t = 0 that the model learns */
+    int n_layer, n_head, n_embd, n_positions;
+    int vocab_size;        /* BPE target (bytes + merges + forced + eot) */
+    double minutes;        /* time budget; 0: use max_steps */
+    int max_steps;         /* > 0: stop (and schedule the LR) by steps */
+    int batch;
+    int arith_batch;       /* rows per arithmetic step (short rows: more of them) */
+    float lr, warmup_frac, min_lr_frac, weight_decay, clip;
+    double mix_fact, mix_comprehension, mix_arithmetic;  /* step shares */
+    int eval_n;            /* items per evaluation category */
+    uint64_t seed;
+    int quiet;             /* no progress on stderr */
+} PretrainConfig;
+
+/* The built-in defaults (world: 64 services x 4 attributes; model 4 x 128). */
+void pretrain_config_default(PretrainConfig *cfg);
+
+typedef struct {
+    double seconds;            /* training loop wall time */
+    double total_seconds;      /* including tokenizer, data, evaluation, saving */
+    int steps;
+    double tokens_per_s;       /* padded tokens computed per second */
+    double answer_tokens_per_s;
+    double final_loss;         /* mean answer-token loss over the last 50 steps */
+    int vocab_size;
+    size_t n_params;
+    size_t n_fact_rows;
+    double fact_epochs;        /* passes over the fact rows */
+    TrainEval facts_train;     /* every t=0 fact, training phrasings (up to eval_n) */
+    TrainEval facts_heldout;   /* held-out phrasing */
+    TrainEval arithmetic;      /* held-out pairs */
+    TrainEval comprehension;
+    TrainEval traffic;         /* drawn as traffic draws at t = 0 */
+    json_t *json;              /* the report written to pretrain_report.json */
+} PretrainReport;
+void pretrain_report_free(PretrainReport *r);
+
+/* Trains and writes out_dir (created): config.json, model.safetensors,
+ * vocab.json, merges.txt, added_tokens.json, driftpilot_world.json,
+ * pretrain_report.json. */
+DpStatus pretrain_run(const PretrainConfig *cfg, const char *out_dir, PretrainReport *report,
+                      DpError *err);
+
+/* ---- retrain ---- */
+typedef struct {
+    const char *from;          /* a model directory, or a version of registry_dir */
+    const char *data_path;     /* the labelled window (JSON lines or SQuAD) */
+    const char *registry_dir;  /* NULL: no publishing (gate still evaluated) */
+    const char *target;        /* promote the new version on this target (NULL: no) */
+    const char *out_dir;       /* where the fine-tuned model is written (NULL: a
+                                  temporary directory, removed after publishing) */
+    const char *canary_path;   /* fixed canary set; NULL: regenerated from the
+                                  model's world (arithmetic, comprehension, and
+                                  facts the window does not touch) or, without
+                                  a world, the held-out part of the window */
+    const char *replay_path;   /* replay rows from a file instead of the world */
+    const char *record_path;   /* job record JSON (NULL: not written) */
+    const char *eval_path;     /* optional extra set scored before and after, by
+                                  category and (world rows) by changed/unchanged
+                                  fact and window coverage: record "eval" */
+    int window;                /* use the last `window` rows of the data */
+    double heldout_frac;       /* share of the window held out for evaluation */
+    int epochs;
+    int replay;                /* replay rows per epoch */
+    int augment;               /* re-ask window facts in every training phrasing */
+    float lr, warmup_frac, min_lr_frac, weight_decay, clip;
+    int batch;
+    int max_steps;             /* > 0: stop after this many steps (timing runs);
+                                  the record extrapolates the full job */
+    int canary_n;
+    double gate_margin;        /* canary EM may drop by at most this much */
+    uint64_t seed;
+    int quiet;
+} RetrainConfig;
+
+/* The defaults (what works); retrain_config_study sets the study's setting
+ * (1000 rows, 5 epochs, 500 replay rows, no augmentation). */
+void retrain_config_default(RetrainConfig *cfg);
+void retrain_config_study(RetrainConfig *cfg);
+
+typedef struct {
+    double seconds;            /* whole job */
+    double train_seconds;
+    double tokens_per_s;
+    int steps;
+    int n_window, n_train, n_heldout, n_replay_pool, n_canary;
+    TrainEval heldout_before, heldout_after;
+    TrainEval canary_before, canary_after;
+    TrainEval eval_before, eval_after;  /* eval_path (all zero without) */
+    int gate_passed;
+    char gate_reason[256];
+    char parent[REGISTRY_ID_MAX];
+    char version[REGISTRY_ID_MAX];  /* "" when nothing was published */
+    char fingerprint[80];          /* "sha256:<hex>" of the data file */
+    json_t *record;                /* the job record */
+} RetrainReport;
+void retrain_report_free(RetrainReport *r);
+
+/* Runs the job.  A refused gate is not an error: DP_OK with gate_passed 0. */
+DpStatus retrain_run(const RetrainConfig *cfg, RetrainReport *report, DpError *err);
+// ==== end pretrain and retrain ====
+
 #endif

@@ -27,12 +27,12 @@
 
 #include "serve.h"
 
-#define CHECK(x)                                                                              \
-    do {                                                                                      \
-        if (!(x)) {                                                                           \
-            fprintf(stderr, "invariant failed: %s\n", #x);                                    \
-            abort();                                                                          \
-        }                                                                                     \
+#define CHECK(x)                                                                                   \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            fprintf(stderr, "invariant failed: %s\n", #x);                                         \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static int valid_utf8(const char *s) {

@@ -871,10 +871,7 @@ static void test_router_admin_disabled(void) {
 /* The driftpilot binary's router, started and stopped (SIGTERM) by the local
  * executor: it serves, and exits 0 on SIGTERM. */
 static void test_router_binary(void) {
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  skipped: %s is not built\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     make_tmpdir();
     FakeBackend a;
     REQUIRE(backend_start(&a, "a"));

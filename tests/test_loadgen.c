@@ -971,10 +971,7 @@ static void test_scenario_clock_drift(void) {
 }
 
 static void test_cli(void) {
-    if (!dp_file_exists(DP_BINARY)) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s loadgen --help > /dev/null", DP_BINARY);
     EXPECT_EQ_INT(WEXITSTATUS(system(cmd)), 0);
@@ -1005,10 +1002,7 @@ static void test_cli(void) {
 // ---- benchmark (only with LOADGEN_BENCH=1) ----
 
 static void bench_max_rate(void) {
-    if (!getenv("LOADGEN_BENCH")) {
-        fprintf(stderr, "  (skipped: set LOADGEN_BENCH=1)\n");
-        return;
-    }
+    if (!getenv("LOADGEN_BENCH")) TEST_SKIP("benchmark; set LOADGEN_BENCH=1 to run");
     Fake *f = fake_start(FAKE_OK, 0, NULL);
     const double rates[] = {200, 400, 800, 1600, 3200, 6400};
     double dur = getenv("LOADGEN_BENCH_S") ? atof(getenv("LOADGEN_BENCH_S")) : 3;

@@ -674,10 +674,7 @@ static void test_load_errors(void) {
 
 /* The CLI runs the same check (when the driftpilot binary is built). */
 static void test_cli(void) {
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "'%s' nn check --model '%s/nn-fullctx' --vectors '%s/nn-fullctx/expected.safetensors' "

@@ -880,11 +880,7 @@ static void test_train_bad_options(void) {
 // ---- the command ----
 
 static void test_cli(void) {
-    if (access(DP_BINARY, X_OK) != 0) {
-        /* Building only this test's target does not build the binary. */
-        fprintf(stderr, "  (skipping: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char cmd[2048];
     char out[] = "/tmp/dp_bpe_cliXXXXXX";
     int fd = mkstemp(out);
@@ -971,10 +967,7 @@ static void *bench_thread(void *p) {
 
 static void bench_encode(void) {
     const char *path = getenv("DP_BPE_BENCH");
-    if (!path) {
-        fprintf(stderr, "  (skipped: set DP_BPE_BENCH=FILE to run)\n");
-        return;
-    }
+    if (!path) TEST_SKIP("benchmark; set DP_BPE_BENCH=FILE to run");
     char *one = NULL;
     size_t ol = 0;
     DpError err;

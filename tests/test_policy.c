@@ -386,10 +386,7 @@ static void test_ppo_beats_static(void) {
 // ---- the CLI, when the binary is built ----
 
 static void test_simulate_cli(void) {
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     FILE *p = popen(DP_BINARY " simulate --scenario gradual --seeds 3 --json 2>/dev/null", "r");
     REQUIRE(p);
     char buf[65536];

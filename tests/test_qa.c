@@ -593,10 +593,7 @@ static void test_prompt_format(void) {
 // ---- the CLI ----
 
 static void test_cli_score(void) {
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char in[256], cmd[1024];
     tmp_path(in, sizeof in, "score.jsonl");
     FILE *f = fopen(in, "w");

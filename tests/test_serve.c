@@ -1005,10 +1005,7 @@ static void test_graceful_stop_finishes_in_flight(void) {
 
 static void test_loadgen_drives_service(void) {
     REQUIRE(setup());
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char log[512];
     snprintf(log, sizeof log, "%s/loadgen-labels.jsonl", tmpdir);
     remove(log);
@@ -1062,10 +1059,7 @@ static void test_loadgen_drives_service(void) {
 
 static void test_cli_serve_sigterm(void) {
     REQUIRE(setup());
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "%s serve --help > /dev/null", DP_BINARY);
     EXPECT_EQ_INT(system(cmd), 0);

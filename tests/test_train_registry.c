@@ -754,10 +754,7 @@ static char *slurp(const char *path) {
 }
 
 static void test_cli(void) {
-    if (access(DP_BINARY, X_OK) != 0) {
-        fprintf(stderr, "  (skipped: %s not built)\n", DP_BINARY);
-        return;
-    }
+    REQUIRE_BINARY(DP_BINARY);
     char tmp[256], model[300], out[300], met[300], args[1500];
     make_tmpdir(tmp);
     snprintf(model, sizeof model, "%s/model", tmp);

@@ -390,7 +390,9 @@ typedef struct {
     int window;                /* use the last `window` rows of the data */
     double heldout_frac;       /* share of the window held out for evaluation */
     int epochs;
-    int replay;                /* replay rows per epoch */
+    int min_steps;             /* more epochs when epochs give fewer steps (0: off) */
+    int replay;                /* replay rows per epoch; < 0: 1.5 x the window's
+                                  training rows (the default) */
     int augment;               /* re-ask window facts in every training phrasing */
     float lr, warmup_frac, min_lr_frac, weight_decay, clip;
     int batch;

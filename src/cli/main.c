@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef DP_VERSION
 #define DP_VERSION "dev"
@@ -135,6 +136,16 @@ int cmd_version(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* OpenMP threads that spin while waiting take whole cores from the other
+     * driftpilot processes (services, controller, jobs) that share the
+     * machine; measured 4-8x slower training under load.  libgomp reads the
+     * policy only at start-up, so set it and re-execute once; a user's own
+     * OMP_WAIT_POLICY is respected. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+        /* exec failed: carry on with the default policy */
+    }
     if (argc < 2) {
         print_overview(stderr);
         return 2;

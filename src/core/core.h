@@ -203,6 +203,12 @@ DpStatus dp_path_join(char *out, size_t cap, const char *a, const char *b, DpErr
 void dp_sha256_hex(const void *data, size_t len, char out[65]);
 DpStatus dp_sha256_file(const char *path, char out[65], DpError *err);
 
+// ---- text ----
+
+/* Writes the UTF-8 encoding of code point cp (<= 0x10FFFF) into out and
+ * returns its length (1-4). */
+int dp_utf8_encode(uint32_t cp, char out[4]);
+
 // ---- small numeric helpers ----
 
 double dp_mean(const double *x, size_t n);

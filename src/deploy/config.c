@@ -205,27 +205,7 @@ static DpStatus read_bare_key(TomlParser *ps, char *out, size_t cap) {
 
 static void utf8_put(DpBuf *b, unsigned long cp) {
     char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    dp_buf_append(b, u, n);
+    dp_buf_append(b, u, (size_t)dp_utf8_encode((uint32_t)cp, u));
 }
 
 static DpStatus read_string(TomlParser *ps, TomlVal *v) {

@@ -300,27 +300,8 @@ uint32_t bpe_byte_to_cp(int b) {
 
 static void put_utf8(DpBuf *b, uint32_t cp, DpStatus *st) {
     char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    if (*st == DP_OK) *st = dp_buf_append(b, u, n);
+    int n = dp_utf8_encode(cp, u);
+    if (*st == DP_OK) *st = dp_buf_append(b, u, (size_t)n);
 }
 
 DpStatus bpe_bytes_to_vocab_str(const unsigned char *bytes, size_t n, DpBuf *out) {

@@ -41,29 +41,6 @@ static uint32_t utf8_decode(const unsigned char *s, int *len) {
     return cp;
 }
 
-static int utf8_encode(uint32_t cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* Python's str.isspace() set, which str.split() splits on. */
 static int py_isspace(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
@@ -142,7 +119,7 @@ static char *lower_copy(const char *s) {
             }
         } else {
             char enc[4];
-            int m = utf8_encode(l, enc);
+            int m = dp_utf8_encode(l, enc);
             DP_ASSERT(m <= len);
             memcpy(out + o, enc, (size_t)m);
             o += (size_t)m;

@@ -646,7 +646,7 @@ static void test_failed_and_hung_jobs(void) {
     EXPECT(control_job_running(c));
     REQUIRE(control_step(c, &info, &err) == DP_OK);
     EXPECT_EQ_INT(info.executed, 0);
-    EXPECT(strstr(info.reason, "already running") != NULL);
+    EXPECT_MSG(strstr(info.reason, "already running") != NULL, "reason: %s", info.reason);
     EXPECT_EQ_INT(info.obs.job_running, 1);
     EXPECT(control_wait_idle(c, 20));
     control_destroy(c);

@@ -594,6 +594,9 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
     double t0 = dp_time_mono();
     reap_job(c);
     read_router_active(c);
+    /* Staleness is the age of the data when this step read it; a slow
+     * scrape that succeeded in this step is not stale. */
+    double read_wall = dp_time_wall();
     DpStatus st = control_read_targets_(c, err);
     if (st) return st;
     double now_s = dp_clock_now(&c->clock);
@@ -619,7 +622,7 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
     DpError e2 = {0};
     if (store_add_state(c->store, &ss, &e2)) dp_warn("control: store: %s", e2.msg);
 
-    double age = c->t[s].last_ok_wall > 0 ? wall - c->t[s].last_ok_wall : INFINITY;
+    double age = c->t[s].last_ok_wall > 0 ? fmax(0.0, read_wall - c->t[s].last_ok_wall) : INFINITY;
     double limit = c->cc.stale_intervals * wall_interval(c);
     const char *sname = c->cc.deploy.targets[s].name;
     const char *tname = NULL;

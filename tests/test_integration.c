@@ -1,0 +1,367 @@
+/* Integration test of the whole loop through `driftpilot experiment`: a
+ * one-minute live experiment (two pipelines, tiny model, low rate) whose
+ * table is checked against the decisions and jobs recorded in the stores,
+ * with every child process gone afterwards; an interrupted run (SIGINT)
+ * that stops everything; and a run whose service cannot start, whose error
+ * names the child and its log.  This process is a child subreaper while it
+ * runs the experiment, so anything the experiment leaves behind would be
+ * re-parented here and found. */
+#include "test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "store.h"
+
+static char g_tmp[512];
+static char g_model[600], g_policy[600];
+static int g_ready = 0;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs argv with stdout/stderr to files; returns the pid (not waited). */
+static pid_t spawn(char *const argv[], const char *out_path, const char *err_path) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o >= 0) dup2(o, 1);
+        if (e >= 0) dup2(e, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to timeout_s; returns the wait status, or -1 on timeout (then
+ * the child is killed). */
+static int wait_for(pid_t pid, double timeout_s) {
+    double end = now_s() + timeout_s;
+    int st = 0;
+    while (now_s() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) return st;
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static int run_quiet(char *const argv[], double timeout_s) {
+    char out[700], err[700];
+    snprintf(out, sizeof out, "%s/setup.out", g_tmp);
+    snprintf(err, sizeof err, "%s/setup.err", g_tmp);
+    pid_t pid = spawn(argv, out, err);
+    int st = wait_for(pid, timeout_s);
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Processes whose parent is this test (re-parented orphans included). */
+static int count_children(void) {
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0) continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        char *rp = strrchr(buf, ')');
+        char state;
+        long ppid;
+        if (rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == getpid()) {
+            fprintf(stderr, "  left-over child %ld (state %c)\n", pid, state);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Every pid listed in DIR/pids.txt is gone (ESRCH). */
+static int live_listed_pids(const char *dir, int *listed) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/pids.txt", dir);
+    FILE *f = fopen(path, "r");
+    *listed = 0;
+    if (!f) return -1;
+    int pid, alive = 0;
+    char name[128];
+    while (fscanf(f, "%d %127[^\n]", &pid, name) == 2) {
+        (*listed)++;
+        if (kill(pid, 0) == 0 || errno != ESRCH) {
+            fprintf(stderr, "  %s (pid %d) still exists\n", name, pid);
+            alive++;
+        }
+    }
+    fclose(f);
+    return alive;
+}
+
+static int file_contains(const char *path, const char *needle) {
+    char *text = NULL;
+    size_t len = 0;
+    DpError err;
+    if (dp_read_file(path, &text, &len, &err)) return 0;
+    int found = strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+static int file_nonempty(const char *dir, const char *name) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat sb;
+    return stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes the scratch directory at exit (kept with DP_KEEP_TMP=1). */
+static void cleanup(void) {
+    const char *keep = getenv("DP_KEEP_TMP");
+    if (keep && *keep == '1') {
+        fprintf(stderr, "kept %s\n", g_tmp);
+        return;
+    }
+    if (g_tmp[0] && !strncmp(g_tmp, "/tmp/dp-integration-", 20))
+        nftw(g_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A tiny model and a quickly trained policy, once. */
+static void setup(void) {
+    if (g_ready) return;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/dp-integration-XXXXXX");
+    if (!mkdtemp(g_tmp)) return;
+    atexit(cleanup);
+    snprintf(g_model, sizeof g_model, "%s/model", g_tmp);
+    snprintf(g_policy, sizeof g_policy, "%s/ppo.bin", g_tmp);
+    char *pre[] = {DP_BINARY, "pretrain", "--out", g_model, "--steps", "30", "--services", "8",
+                   "--layers", "1", "--heads", "2", "--width", "32", "--positions", "64",
+                   "--vocab", "2000", "--eval-n", "10", "--batch", "8", "--quiet", NULL};
+    char *pol[] = {DP_BINARY, "sim", "train-policy", "--out", g_policy, "--steps", "20000", NULL};
+    if (run_quiet(pre, 120) && run_quiet(pol, 120)) g_ready = 1;
+}
+
+static void write_config(const char *path, const char *duration) {
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f,
+            "[experiment]\n"
+            "scenario = \"gradual\"\n"
+            "duration = \"%s\"\n"
+            "scale = 60\n"
+            "repeats = 1\n"
+            "rate = 6\n"
+            "pipelines = \"adaptive,static-15m\"\n"
+            "feedback_fraction = 0.5\n"
+            "feedback_delay = \"30s\"\n"
+            "max_new_tokens = 4\n"
+            "retrain_args = \"--quiet --epochs 1 --window 60 --replay 8 --min-steps 4 --canary-n 16 --batch 8\"\n"
+            "sim_seeds = 2\n"
+            "stop_grace = \"10s\"\n"
+            "health_timeout = \"90s\"\n\n"
+            "[[targets]]\nname = \"aws\"\nretrain_cost = 0.045\n"
+            "service_url = \"http://127.0.0.1:1\"\nnetwork_distance_ms = 5\n\n"
+            "[[targets]]\nname = \"azure\"\nretrain_cost = 0.038\n"
+            "service_url = \"http://127.0.0.1:2\"\nnetwork_distance_ms = 3\n\n"
+            "[control]\ndecision_interval = \"60s\"\njob_time_limit = \"2m\"\n\n"
+            "[router]\nactive = \"aws\"\nemulate_distance = true\n",
+            duration);
+    fclose(f);
+}
+
+typedef struct {
+    int jobs;
+    double job_cost;
+    int decisions;
+} RunCounts;
+
+static int on_job(const StoreJob *j, void *u) {
+    RunCounts *c = u;
+    if (j->kind && !strcmp(j->kind, "retrain")) c->jobs++;
+    return 0;
+}
+static int on_cost(const StoreCost *k, void *u) {
+    ((RunCounts *)u)->job_cost += k->amount;
+    return 0;
+}
+static int on_decision(const StoreDecision *d, void *u) {
+    (void)d;
+    ((RunCounts *)u)->decisions++;
+    return 0;
+}
+
+static void test_one_minute_experiment(void) {
+    setup();
+    REQUIRE_BINARY(DP_BINARY);
+    REQUIRE(g_ready);
+    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    char cfg[700], out[700], so[700], se[700];
+    snprintf(cfg, sizeof cfg, "%s/exp.toml", g_tmp);
+    snprintf(out, sizeof out, "%s/results", g_tmp);
+    snprintf(so, sizeof so, "%s/exp.stdout", g_tmp);
+    snprintf(se, sizeof se, "%s/exp.stderr", g_tmp);
+    write_config(cfg, "1h");
+    char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
+                    g_policy, "--out", out, NULL};
+    double t0 = now_s();
+    pid_t pid = spawn(argv, so, se);
+    int st = wait_for(pid, 300);
+    fprintf(stderr, "  experiment took %.1f s\n", now_s() - t0);
+    REQUIRE(st >= 0);
+    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; see %s", st, se);
+    EXPECT_EQ_INT(count_children(), 0);
+    int listed = 0;
+    EXPECT_EQ_INT(live_listed_pids(out, &listed), 0);
+    /* 4 services, 2 routers, 2 controllers, the load generator, the simulator */
+    EXPECT_EQ_INT(listed, 10);
+    const char *files[] = {"results.md", "results.json", "report.html", "decisions.csv",
+                           "jobs.csv", "costs.csv", "timeseries.csv", "sim_prediction.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        EXPECT_MSG(file_nonempty(out, files[i]), "%s/%s", out, files[i]);
+    EXPECT(file_contains(so, "| adaptive |"));
+    EXPECT(file_contains(so, "| static-15m |"));
+    EXPECT(file_contains(so, "report: "));
+
+    /* The table against the stores. */
+    char path[800];
+    snprintf(path, sizeof path, "%s/results.json", out);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    REQUIRE(root != NULL);
+    json_t *pipes = json_object_get(root, "pipelines");
+    REQUIRE(json_is_array(pipes));
+    EXPECT_EQ_INT(json_array_size(pipes), 2);
+    int total_jobs = 0;
+    for (size_t i = 0; i < json_array_size(pipes); i++) {
+        json_t *p = json_array_get(pipes, i);
+        const char *name = json_string_value(json_object_get(p, "pipeline"));
+        json_t *runs = json_object_get(p, "runs");
+        REQUIRE(name && json_is_array(runs) && json_array_size(runs) == 1);
+        json_t *r = json_array_get(runs, 0);
+        const char *store_path = json_string_value(json_object_get(r, "store"));
+        const char *run_id = json_string_value(json_object_get(r, "run_id"));
+        REQUIRE(store_path && run_id);
+        Store *s = NULL;
+        DpError err = {0};
+        REQUIRE(store_open(store_path, &s, &err) == DP_OK);
+        RunCounts c = {0};
+        EXPECT(store_each_job(s, run_id, on_job, &c, &err) == DP_OK);
+        EXPECT(store_each_cost(s, run_id, on_cost, &c, &err) == DP_OK);
+        EXPECT(store_each_decision(s, run_id, on_decision, &c, &err) == DP_OK);
+        store_close(s);
+        double retrains = json_number_value(json_object_get(r, "retrains"));
+        double cost = json_number_value(json_object_get(r, "cost"));
+        fprintf(stderr, "  %s: %d decisions, %d retrain jobs, cost %.3f (table: %g, %.3f)\n",
+                name, c.decisions, c.jobs, c.job_cost, retrains, cost);
+        EXPECT_EQ_INT((int)retrains, c.jobs);
+        EXPECT_NEAR(json_number_value(json_object_get(p, "retrains_mean")), c.jobs, 1e-9);
+        EXPECT_NEAR(cost, c.job_cost, 1e-9);
+        EXPECT_NEAR(json_number_value(json_object_get(p, "cost_mean")), c.job_cost, 1e-9);
+        /* Flat cost per retrain: every job costs 0.045 (aws) or 0.038 (azure). */
+        EXPECT(c.job_cost >= 0.038 * c.jobs - 1e-9 && c.job_cost <= 0.045 * c.jobs + 1e-9);
+        /* An hour at one decision a minute (the ends may lose one or two). */
+        EXPECT_MSG(c.decisions >= 50 && c.decisions <= 70, "%d decisions", c.decisions);
+        if (!strcmp(name, "static-15m"))
+            EXPECT_MSG(c.jobs >= 3 && c.jobs <= 5, "static-15m: %d retrains in 1 h", c.jobs);
+        total_jobs += c.jobs;
+    }
+    EXPECT(total_jobs >= 3);
+    json_decref(root);
+}
+
+static void test_interrupt_stops_everything(void) {
+    setup();
+    REQUIRE_BINARY(DP_BINARY);
+    REQUIRE(g_ready);
+    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    char cfg[700], out[700], so[700], se[700];
+    snprintf(cfg, sizeof cfg, "%s/exp-long.toml", g_tmp);
+    snprintf(out, sizeof out, "%s/results-int", g_tmp);
+    snprintf(so, sizeof so, "%s/int.stdout", g_tmp);
+    snprintf(se, sizeof se, "%s/int.stderr", g_tmp);
+    write_config(cfg, "4h");
+    char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
+                    g_policy, "--out", out, NULL};
+    pid_t pid = spawn(argv, so, se);
+    /* Wait until the load runs, plus a few seconds (a retrain may be going). */
+    double end = now_s() + 120;
+    while (now_s() < end && !file_contains(se, "all healthy")) usleep(100000);
+    EXPECT_MSG(file_contains(se, "all healthy"), "see %s", se);
+    usleep(4000000);
+    kill(pid, SIGINT);
+    double t0 = now_s();
+    int st = wait_for(pid, 60);
+    fprintf(stderr, "  stopped %.1f s after SIGINT\n", now_s() - t0);
+    REQUIRE(st >= 0);
+    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 130, "status %d", st);
+    EXPECT_EQ_INT(count_children(), 0);
+    int listed = 0;
+    EXPECT_EQ_INT(live_listed_pids(out, &listed), 0);
+    EXPECT(listed >= 9);
+    EXPECT(file_contains(se, "interrupted"));
+}
+
+static void test_failed_service_is_named(void) {
+    setup();
+    REQUIRE_BINARY(DP_BINARY);
+    REQUIRE(g_ready);
+    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    /* A "model" with a config.json that is not a GPT-2 config: it publishes
+     * to the registry, but no service can load it. */
+    char bad[700], cfg[700], out[700], so[700], se[700];
+    snprintf(bad, sizeof bad, "%s/bad-model", g_tmp);
+    mkdir(bad, 0755);
+    snprintf(cfg, sizeof cfg, "%s/config.json", bad);
+    FILE *f = fopen(cfg, "w");
+    REQUIRE(f != NULL);
+    fputs("{\"model_type\": \"not-gpt2\"}\n", f);
+    fclose(f);
+    snprintf(cfg, sizeof cfg, "%s/exp.toml", g_tmp);
+    snprintf(out, sizeof out, "%s/results-bad", g_tmp);
+    snprintf(so, sizeof so, "%s/bad.stdout", g_tmp);
+    snprintf(se, sizeof se, "%s/bad.stderr", g_tmp);
+    char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", bad, "--policy",
+                    g_policy, "--out", out, NULL};
+    pid_t pid = spawn(argv, so, se);
+    int st = wait_for(pid, 120);
+    REQUIRE(st >= 0);
+    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+    EXPECT_MSG(file_contains(se, "serve adaptive/aws exited while starting"), "see %s", se);
+    EXPECT_MSG(file_contains(se, "serve-aws.log"), "see %s", se);
+    EXPECT_EQ_INT(count_children(), 0);
+    int listed = 0;
+    EXPECT_EQ_INT(live_listed_pids(out, &listed), 0);
+}
+
+TEST_MAIN(TEST_CASE(test_one_minute_experiment), TEST_CASE(test_interrupt_stops_everything),
+          TEST_CASE(test_failed_service_is_named))

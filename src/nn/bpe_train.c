@@ -395,6 +395,19 @@ static size_t next_atomic(const unsigned char *s, size_t n, const BpeTrainOption
 
 // ---- the forced whole tokens ----
 
+/* Encodes forced word k with (variant 1) or without (variant 0) a leading
+ * space, using v as scratch.  *ids is the caller's to free.  Returns 0 on
+ * failure (err filled by the encoder, or left for the caller's OOM message). */
+static int encode_forced(const BpeTokenizer *tok, const BpeTrainOptions *o, int k, int variant,
+                         DpBuf *v, int **ids, size_t *n, DpError *err) {
+    *ids = NULL;
+    *n = 0;
+    v->len = 0;
+    if (variant && dp_buf_append(v, " ", 1) != DP_OK) return 0;
+    if (dp_buf_append(v, o->forced_tokens[k], strlen(o->forced_tokens[k])) != DP_OK) return 0;
+    return bpe_encode(tok, v->data, v->len, 0, ids, n, err) == DP_OK;
+}
+
 /* Upper bound on the ids the forced words still need: one per symbol they
  * would be split into, less one, for both variants. */
 static int forced_cost(Trainer *t, const BpeTrainOptions *o, DpError *err, int *cost) {
@@ -408,13 +421,9 @@ static int forced_cost(Trainer *t, const BpeTrainOptions *o, DpError *err, int *
     int ok = 1;
     for (int k = 0; k < o->n_forced && ok; k++) {
         for (int variant = 0; variant < 2 && ok; variant++) {
-            v.len = 0;
-            if (variant && dp_buf_append(&v, " ", 1) != DP_OK) ok = 0;
-            if (ok && dp_buf_append(&v, o->forced_tokens[k], strlen(o->forced_tokens[k])) != DP_OK)
-                ok = 0;
             int *ids = NULL;
             size_t n = 0;
-            if (ok && bpe_encode(tok, v.data, v.len, 0, &ids, &n, err) != DP_OK) ok = 0;
+            ok = encode_forced(tok, o, k, variant, &v, &ids, &n, err);
             if (ok && n > 1) *cost += (int)n - 1;
             free(ids);
         }
@@ -442,13 +451,9 @@ static int add_forced(Trainer *t, const BpeTrainOptions *o, int *atomic, int *n_
     int ok = 1;
     for (int k = 0; k < o->n_forced && ok; k++) {
         for (int variant = 0; variant < 2 && ok; variant++) {
-            v.len = 0;
-            if (variant && dp_buf_append(&v, " ", 1) != DP_OK) ok = 0;
-            if (ok && dp_buf_append(&v, o->forced_tokens[k], strlen(o->forced_tokens[k])) != DP_OK)
-                ok = 0;
             int *ids = NULL;
             size_t n = 0;
-            if (ok && bpe_encode(tok, v.data, v.len, 0, &ids, &n, err) != DP_OK) ok = 0;
+            ok = encode_forced(tok, o, k, variant, &v, &ids, &n, err);
             int cur = ok && n > 0 ? ids[0] : -1;
             for (size_t j = 1; j < n && ok; j++) {
                 int have = -1;

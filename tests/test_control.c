@@ -845,6 +845,40 @@ static void test_rollback_from_fresh_labels(void) {
     fix_free(&fx);
 }
 
+/* Before the first label the service's scores are unknown: the controller
+ * keeps serving and says why, without asking the policy (static would
+ * retrain at once), then decides normally once labels have arrived. */
+static void test_unjudged_model_is_kept(void) {
+    Fix fx;
+    REQUIRE(fix_init(&fx, "ok", 0.02, 0.8) == 0);
+    svc_set(&fx.svc[0], NAN, 0, 0);
+    snprintf(fx.cc.policy_spec, sizeof fx.cc.policy_spec, "static:100m:aws");
+    Control *c = NULL;
+    DpError err = {0};
+    REQUIRE(control_create(&fx.cc, &c, &err) == DP_OK);
+    ControlStepInfo info;
+    REQUIRE(control_step(c, &info, &err) == DP_OK);
+    EXPECT_EQ_INT(info.executed, 0);
+    EXPECT_EQ_INT(info.stale, 0);
+    EXPECT_STREQ(info.action_name, "nothing");
+    EXPECT_MSG(strstr(info.reason, "quality unknown") != NULL, "%s", info.reason);
+    EXPECT(isnan(info.obs.accuracy));
+    EXPECT(control_wait_idle(c, 5));
+    char v[REGISTRY_ID_MAX];
+    current(&fx, "aws", v);
+    EXPECT_STREQ(v, "v000001");
+    EXPECT_EQ_INT(fx.svc[0].reloads, 0);
+    svc_set(&fx.svc[0], 0.8, 10, 10);
+    wall_sleep_intervals(&fx, 1.2);
+    REQUIRE(control_step(c, &info, &err) == DP_OK);
+    EXPECT_EQ_INT(info.executed, 1);
+    EXPECT_MSG(strstr(info.action_name, "retrain") != NULL, "%s", info.action_name);
+    EXPECT(control_wait_idle(c, 20));
+    EXPECT_STREQ(fx.svc[0].version, "v000002");
+    control_destroy(c);
+    fix_free(&fx);
+}
+
 static void test_static_every_n_intervals(void) {
     Fix fx;
     REQUIRE(fix_init(&fx, "ok", 0.02, 0.7) == 0);
@@ -1079,6 +1113,7 @@ int main(int argc, char **argv) {
         TEST_CASE(test_rollback_bad_version),
         TEST_CASE(test_rollback_from_fresh_labels),
         TEST_CASE(test_no_deploy_on_rolled_back_base),
+        TEST_CASE(test_unjudged_model_is_kept),
         TEST_CASE(test_static_every_n_intervals),
         TEST_CASE(test_shipped_rules_and_config),
         TEST_CASE(test_prometheus_matches_direct),

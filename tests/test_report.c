@@ -304,6 +304,25 @@ static void test_target_weighting(void) {
     EXPECT_MSG(strstr(ts, "\nw,0,w1,1,60,0.6,,,,,,,20,0\n") != NULL, "%s", ts);
     free(ts);
     report_table_free(t);
+
+    /* The same run with the load generator's CSV (as the experiment gives
+     * it): the CSV replaces the rate series, but the store's per-target rates
+     * still weight quality, so the idle target's stale gauge stays out. */
+    FILE *f = fopen(tmp_path("w1_requests.csv"), "w");
+    REQUIRE(f);
+    fprintf(f, "seq,intended_s,sent_s,scenario_s,target,latency_ms,service_ms,status,error,"
+               "model_version,kind,exact_match,feedback\n"
+               "0,0.1,0.1,5,http://127.0.0.1:1,100,99,200,,v1,fact,1,0\n"
+               "1,0.2,0.2,65,http://127.0.0.1:1,100,99,200,,v1,fact,1,0\n");
+    fclose(f);
+    run.requests_csv = tmp_path("w1_requests.csv");
+    t = NULL;
+    EXPECT_MSG(report_compute(&in, &t, &err) == DP_OK, "%s", err.msg);
+    REQUIRE(t);
+    EXPECT_NEAR(t->rows[0].bleu_mean, 0.7, 1e-12);
+    EXPECT_NEAR(t->rows[0].bleu_min, 0.6, 1e-12);
+    EXPECT_NEAR(t->rows[0].latency_ms_mean, 100, 1e-9);
+    report_table_free(t);
 }
 
 static void test_sim_prediction(void) {

@@ -640,6 +640,14 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
                      "metrics stale: last good read of %s %.1f s ago (limit %.1f s: %g intervals); %s; "
                      "keep serving", sname, age, limit, c->cc.stale_intervals, c->t[s].last_error);
         snprintf(err_text, sizeof err_text, "metrics stale");
+    } else if (isfinite(c->t[s].fb_window) && c->t[s].fb_window <= 0) {
+        /* Nothing to judge the model by yet (labels arrive late): any
+         * quality-driven decision would act on a made-up number. */
+        metric_set(c->m_stale, 0);
+        snprintf(info->action_name, sizeof info->action_name, "nothing");
+        snprintf(info->reason, sizeof info->reason,
+                 "no labelled feedback on %s yet: quality unknown; keep serving", sname);
+        snprintf(err_text, sizeof err_text, "quality unknown");
     } else {
         metric_set(c->m_stale, 0);
         check_watch(c, obs, info);

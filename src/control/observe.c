@@ -30,6 +30,12 @@ static double target_mem_bytes(const Control *c, const DeployTarget *t) {
 
 static double clamp01(double x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
 
+/* A service whose labelled window is empty has not been judged yet: its
+ * quality is unknown (NaN), whichever way it was read, never 0. */
+static void mark_unjudged(CtlTarget *t) {
+    if (isfinite(t->fb_window) && t->fb_window <= 0) t->accuracy = t->bleu = t->f1 = NAN;
+}
+
 /* Derives the observation units from the raw values and the rates. */
 static void derive(Control *c, int k, double cpu_rate, double req_rate, double lat_s) {
     CtlTarget *t = &c->t[k];
@@ -133,6 +139,7 @@ static void read_direct(Control *c, int k, double wall) {
     t->queue = (m = find1(&p, "llm_queue_depth")) ? m->value : 0;
     t->fb_total = (m = find1(&p, "llm_feedback_total")) ? m->value : NAN;
     t->fb_window = (m = find1(&p, "llm_feedback_window_size")) ? m->value : NAN;
+    mark_unjudged(t);
     derive(c, k, cpu_rate, req_rate, lat);
     t->has_prev = 1;
     t->prev_wall = wall;
@@ -233,6 +240,7 @@ static void read_prometheus(Control *c, int k) {
     t->queue = isfinite(queue) ? queue : 0;
     t->fb_total = fbt;
     t->fb_window = fbw;
+    mark_unjudged(t);
     derive(c, k, isfinite(cpu) ? cpu : 0, isfinite(req) ? req : 0, lat);
     t->up = 1;
     t->last_ok_wall = ts; /* the sample's own time, so a stalled scraper reads as stale */

@@ -400,8 +400,9 @@ static DpStatus run_build(RpRun *R, const ReportInputs *in, DpError *err) {
     if (!tsum || !tcnt) goto nomem;
 #define CELL(q, k, g) (((size_t)(q) * (size_t)n + (size_t)(k)) * (size_t)nt + (size_t)(g))
     for (int q = 0; q < RQ_N; q++) {
-        int from_req = use_req && (q == RQ_LAT || q == RQ_P50 || q == RQ_P95 || q == RQ_P99 ||
-                                   q == RQ_RATE);
+        /* Rates from the store are kept even when the requests CSV gives
+         * the rate series: they are the per-target weights below. */
+        int from_req = use_req && (q == RQ_LAT || q == RQ_P50 || q == RQ_P95 || q == RQ_P99);
         if (from_req) continue;
         int from_states = src_t[q] == &raw.st_ts[q];
         for (size_t i = 0; i < src_t[q]->n; i++) {

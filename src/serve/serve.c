@@ -3,6 +3,7 @@
  * hot swap behind /admin/reload. */
 #include "serve_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,8 +153,13 @@ static DpStatus make_metrics(Serve *s, DpError *err) {
     GAUGE("llm_accuracy", "Exact-match rate over the window of recent labelled requests.",
           s->m_acc);
     GAUGE("llm_f1", "Mean token F1 over the window of recent labelled requests.", s->m_f1);
+    /* No labels yet: the scores are unknown, not 0 (a 0 would fire quality
+     * alerts and tell a controller to retrain a model nobody has judged). */
+    metric_set(s->m_bleu, NAN);
+    metric_set(s->m_acc, NAN);
+    metric_set(s->m_f1, NAN);
     GAUGE("llm_feedback_window_size",
-          "Labelled requests in the rolling window (0: the scores mean nothing yet).",
+          "Labelled requests in the rolling window (0: no scores yet; they read NaN).",
           s->m_fb_window);
     COUNTER("llm_feedback_total", "Labelled requests received on /feedback.", s->m_fb_total);
     if ((st = metrics_gauge_new(

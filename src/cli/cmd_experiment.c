@@ -68,7 +68,7 @@ static void settings_default(ExpSettings *s) {
     s->feedback_delay_s = 60;
     s->max_new_tokens = 8;
     snprintf(s->retrain_args, sizeof s->retrain_args,
-             "--quiet --epochs 2 --window 300 --replay 100 --min-steps 100 --canary-n 50");
+             "--quiet --epochs 1 --window 300 --min-steps 300 --batch 16 --lr 0.0005");
     snprintf(s->pretrain_args, sizeof s->pretrain_args, "--minutes 10 --seed 1");
     snprintf(s->policy_args, sizeof s->policy_args, "--steps 1000000 --seed 1");
     snprintf(s->static_policy, sizeof s->static_policy, "static:15m:aws");

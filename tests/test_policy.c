@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static SimObservation obs_at(double t_s, double acc) {
@@ -398,6 +399,11 @@ static void test_simulate_cli(void) {
     EXPECT(strstr(buf, "\"policy\": \"oracle\"") != NULL);
     EXPECT(strstr(buf, "\"oracle_share\": 1.0") != NULL);
     EXPECT(system(DP_BINARY " simulate --scenario tornado >/dev/null 2>&1") != 0);
+    /* training options are range-checked before any work starts (exit 2) */
+    int st = system(DP_BINARY " sim train-policy --out /dev/null --gamma 1 >/dev/null 2>&1");
+    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    st = system(DP_BINARY " sim train-policy --out /dev/null --ent-coef -1 >/dev/null 2>&1");
+    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 
 TEST_MAIN(TEST_CASE(test_page_hinkley), TEST_CASE(test_adwin), TEST_CASE(test_static),

@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the discount train-policy uses unless told otherwise */
+#define SIM_TRAIN_GAMMA 0.99
+#define SIM_TRAIN_ENT_COEF 0.01
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: driftpilot sim <subcommand> [options]\n\n"
@@ -26,7 +30,8 @@ static void usage(FILE *out) {
             "  record [--config FILE] [--scenario NAME] [--seed N] [--policy SPEC] --out FILE.csv\n"
             "      write one simulated run as a replay CSV (the study's recorded history)\n"
             "  train-policy --out FILE [--config FILE] [--scenarios a,b,...] [--steps N]\n"
-            "               [--envs N] [--seed N] [--replay FILE.csv] [--window N]\n"
+            "               [--envs N] [--seed N] [--gamma X]\n"
+            "               [--ent-coef X] [--replay FILE.csv] [--window N]\n"
             "      (defaults: 2000000 steps, 16 envs, seed 1, window 5; PPO with 256-step\n"
             "      rollouts, minibatch 512, 5 epochs, gamma 0.99, lr 3e-4, entropy 0.01,\n"
             "      observation and reward normalisation)\n"
@@ -184,9 +189,11 @@ static int sub_train_policy(int argc, char **argv) {
         {"steps", required_argument, 0, 'n'},  {"envs", required_argument, 0, 'e'},
         {"seed", required_argument, 0, 'r'},   {"out", required_argument, 0, 'o'},
         {"replay", required_argument, 0, 'R'}, {"window", required_argument, 0, 'w'},
+        {"gamma", required_argument, 0, 'g'},  {"ent-coef", required_argument, 0, 'E'},
         {0, 0, 0, 0}};
     const char *config = NULL, *scenarios = NULL, *out = NULL, *replay = NULL;
     long long steps = 2000000, envs = 16, seed = 1, window = 5;
+    double gamma = SIM_TRAIN_GAMMA, ent_coef = SIM_TRAIN_ENT_COEF;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -206,6 +213,13 @@ static int sub_train_policy(int argc, char **argv) {
         case 'R': replay = optarg; break;
         case 'w':
             if (!cli_parse_int(cmd, "--window", optarg, 1, 10000, &window)) return 2;
+            break;
+        case 'g':
+            if (!cli_parse_double(cmd, "--gamma", optarg, 0, 1, &gamma)) return 2;
+            if (gamma >= 1) return cli_usage_error(cmd, "--gamma must be below 1");
+            break;
+        case 'E':
+            if (!cli_parse_double(cmd, "--ent-coef", optarg, 0, 10, &ent_coef)) return 2;
             break;
         default: return cli_usage_error(cmd, "unknown option");
         }
@@ -254,9 +268,9 @@ static int sub_train_policy(int argc, char **argv) {
     pc.n_steps = 256;
     pc.batch_size = 512;
     pc.n_epochs = 5;
-    pc.gamma = 0.99;
+    pc.gamma = gamma;
     pc.learning_rate = 3e-4;
-    pc.ent_coef = 0.01;
+    pc.ent_coef = ent_coef;
     pc.normalize_obs = 1;
     pc.normalize_reward = 1;
     pc.seed = (uint64_t)seed;

@@ -25,6 +25,7 @@
 #include "store.h"
 
 static char g_tmp[512];
+static char g_simcfg[600];
 static char g_model[600], g_policy[600];
 static int g_ready = 0;
 
@@ -168,7 +169,11 @@ static void setup(void) {
                    "--layers", "1", "--heads", "2", "--width", "32", "--positions", "64",
                    "--vocab", "2000", "--eval-n", "10", "--batch", "8", "--quiet", NULL};
     char *pol[] = {DP_BINARY, "sim", "train-policy", "--out", g_policy, "--steps", "20000", NULL};
-    if (run_quiet(pre, 120) && run_quiet(pol, 120)) g_ready = 1;
+    /* a simulator config file for experiment.sim_config (the defaults, as a
+     * calibration would write them) */
+    snprintf(g_simcfg, sizeof g_simcfg, "%s/sim.json", g_tmp);
+    char *cal[] = {DP_BINARY, "sim", "calibrate", "--jobs", DP_TEST_DATA "/sim/jobs", "--out", g_simcfg, NULL};
+    if (run_quiet(pre, 120) && run_quiet(pol, 120) && run_quiet(cal, 30)) g_ready = 1;
 }
 
 static void write_config(const char *path, const char *duration) {
@@ -187,6 +192,7 @@ static void write_config(const char *path, const char *duration) {
             "max_new_tokens = 4\n"
             "retrain_args = \"--quiet --epochs 1 --window 60 --replay 8 --min-steps 4 --canary-n 16 --batch 8\"\n"
             "sim_seeds = 2\n"
+            "sim_config = \"%s\"\n"
             "stop_grace = \"10s\"\n"
             "health_timeout = \"90s\"\n\n"
             "[[targets]]\nname = \"aws\"\nretrain_cost = 0.045\n"
@@ -195,7 +201,7 @@ static void write_config(const char *path, const char *duration) {
             "service_url = \"http://127.0.0.1:2\"\nnetwork_distance_ms = 3\n\n"
             "[control]\ndecision_interval = \"60s\"\njob_time_limit = \"2m\"\n\n"
             "[router]\nactive = \"aws\"\nemulate_distance = true\n",
-            duration);
+            duration, g_simcfg);
     fclose(f);
 }
 
@@ -218,6 +224,50 @@ static int on_decision(const StoreDecision *d, void *u) {
     (void)d;
     ((RunCounts *)u)->decisions++;
     return 0;
+}
+
+/* sim_calibrated.json's retrain speed per target is the simulator's work
+ * (gpu_hours 0.1 = 360 s) over the mean scenario duration of the run's
+ * successful retrains in jobs.csv (wall seconds x 60). */
+static void check_calibration(const char *out) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/jobs.csv", out);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f);
+    char line[1024];
+    double sum[2] = {0, 0};
+    int n[2] = {0, 0};
+    const char *names[2] = {"aws", "azure"};
+    EXPECT(fgets(line, sizeof line, f) != NULL); /* header */
+    while (fgets(line, sizeof line, f)) {
+        char *fld[16];
+        int nf = 0;
+        for (char *p = line, *save = NULL; nf < 16 && (p = strtok_r(nf ? NULL : p, ",\n", &save));)
+            fld[nf++] = p;
+        if (nf < 12 || strcmp(fld[4], "retrain") || strcmp(fld[9], "ok")) continue;
+        for (int k = 0; k < 2; k++)
+            if (!strcmp(fld[5], names[k])) sum[k] += atof(fld[10]) * 60, n[k]++;
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/sim_calibrated.json", out);
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    REQUIRE(root != NULL);
+    json_t *targets = json_object_get(root, "targets");
+    REQUIRE(json_array_size(targets) == 2);
+    int fitted = 0;
+    for (int k = 0; k < 2; k++) {
+        json_t *t = json_array_get(targets, k);
+        EXPECT_STREQ(json_string_value(json_object_get(t, "name")), names[k]);
+        double speed = json_number_value(json_object_get(t, "speed"));
+        /* without a successful job: the sim.json the run started from (fitted
+         * from tests/data/sim/jobs: 1.5 / 0.8) */
+        double want = n[k] ? 360.0 / (sum[k] / n[k]) : (k == 0 ? 1.5 : 0.8);
+        EXPECT_MSG(fabs(speed - want) < 1e-9 * want, "%s: speed %g, want %g", names[k], speed, want);
+        fitted += n[k] > 0;
+    }
+    EXPECT(fitted >= 1);
+    json_decref(root);
 }
 
 static void test_one_minute_experiment(void) {
@@ -251,6 +301,10 @@ static void test_one_minute_experiment(void) {
     EXPECT(file_contains(so, "| adaptive |"));
     EXPECT(file_contains(so, "| static-15m |"));
     EXPECT(file_contains(so, "report: "));
+    char want[800];
+    snprintf(want, sizeof want, "simulator: config %s", g_simcfg);
+    EXPECT_MSG(file_contains(so, want), "no '%s' in %s", want, so);
+    check_calibration(out);
 
     /* The table against the stores. */
     char path[800];

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static SimObservation sample_obs(void) {
@@ -404,7 +405,116 @@ static void test_calibrate(void) {
     EXPECT_NEAR(cfg.targets[0].speed, 1.25, 0); /* no job records: unchanged */
 }
 
+/* Writes text to dir/rel, making the folders on the way. */
+static void put_file(const char *dir, const char *rel, const char *text) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *p = path + strlen(dir) + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* An experiment's results directory made up with a known truth: jobs of 60
+ * and 120 wall seconds at 60x, one report with accuracy 0.41 -> 0.644, and a
+ * run served by aws until scenario second 1800 and azure after it, at three
+ * rates each with latency = distance + service / (1 - rate / capacity). */
+static void test_calibrate_experiment(void) {
+    char dir[] = "/tmp/dp-test-cal-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    put_file(dir, "work/r1/p/driftpilot.toml", "[control]\ntime_scale = 60\n");
+    const char *head = "pipeline,repeat,run_id,job_id,kind,target,started,started_scenario_s,finished,"
+                       "status,duration_s,cost\n";
+    char jobs[1024];
+    snprintf(jobs, sizeof jobs,
+             "%sp,0,p-r1,1,retrain,aws,0,0,60,ok,60,0.045\n"
+             "p,0,p-r1,2,retrain,azure,0,0,120,ok,120,0.038\n"
+             "p,0,p-r1,3,retrain,aws,0,0,10,killed,10,0.045\n",
+             head);
+    put_file(dir, "jobs.csv", jobs);
+    put_file(dir, "work/r1/p/jobs/p-r1-retrain-aws-1.json",
+             "{\"metrics\": {\"before\": {\"heldout\": {\"exact_match\": 0.41}},"
+             " \"after\": {\"heldout\": {\"exact_match\": 0.644}}}}\n");
+    put_file(dir, "deployments.csv",
+             "pipeline,repeat,run_id,ts,scenario_s,target,version,previous_version,kind\n"
+             "p,0,p-r1,0,1800,azure,v000002,v000001,deploy\n"
+             "q,0,q-r1,0,0,aws,v000002,v000001,deploy\n");
+    /* three 10-s windows per target at 10, 20, 30 requests/s */
+    size_t cap = 1 << 20, len = 0;
+    char *req = malloc(cap);
+    REQUIRE(req);
+    len += (size_t)snprintf(req + len, cap - len,
+                            "seq,intended_s,sent_s,scenario_s,target,latency_ms,service_ms,status,"
+                            "error,model_version,kind,exact_match,feedback\n");
+    int seq = 0;
+    for (int w = 0; w < 6; w++) {
+        int rate = 10 * (w % 3 + 1);
+        double d = w < 3 ? 30 : 20, sv = w < 3 ? 50 : 60, c = w < 3 ? 40 : 50;
+        double lat = d + sv / (1 - rate / c);
+        for (int i = 0; i < rate * 10; i++) {
+            double t = w * 10 + (i + 0.5) / rate;
+            len += (size_t)snprintf(req + len, cap - len, "%d,%.4f,%.4f,%.2f,http://127.0.0.1:9,%.4f,%.4f,200,,v1,fact,1,0\n",
+                                    seq++, t, t, t * 60, lat, lat);
+        }
+    }
+    put_file(dir, "work/r1/p/requests.csv", req);
+    free(req);
+
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    SimCalibration cal;
+    DpError err = {0};
+    REQUIRE(sim_calibrate_experiment(&cfg, dir, 0, &cal, &err) == DP_OK);
+    EXPECT_NEAR(cal.time_scale, 60, 0);
+    EXPECT_EQ_INT(cal.n_jobs, 2); /* the killed job is left out */
+    /* 360 s of reference work in 3600 / 7200 scenario seconds */
+    EXPECT_NEAR(cfg.targets[0].speed, 0.1, 1e-12);
+    EXPECT_NEAR(cfg.targets[1].speed, 0.05, 1e-12);
+    /* p 0.5 -> 0.8: 1 - 0.8 = (1 - c)(1 - 0.5) */
+    EXPECT_NEAR(cfg.model.coverage, 0.6, 1e-9);
+    EXPECT_EQ_INT(cal.n_latency_points, 6);
+    EXPECT(cal.fitted_latency[0] && cal.fitted_latency[1]);
+    EXPECT_NEAR(cfg.targets[0].capacity_rps, 40, 1.0);
+    EXPECT_NEAR(cfg.targets[0].distance_ms, 30, 2);
+    EXPECT_NEAR(cfg.targets[0].service_ms, 50, 2);
+    EXPECT_NEAR(cfg.targets[1].capacity_rps, 50, 1.0);
+    EXPECT_NEAR(cfg.targets[1].distance_ms, 20, 2);
+    EXPECT_NEAR(cfg.targets[1].service_ms, 60, 2);
+    /* an explicit scale wins over the configs */
+    sim_config_default(&cfg);
+    REQUIRE(sim_calibrate_experiment(&cfg, dir, 30, &cal, &err) == DP_OK);
+    EXPECT_NEAR(cfg.targets[0].speed, 0.2, 1e-12);
+
+    /* bad input names the file, the line and the field */
+    snprintf(jobs, sizeof jobs, "%sp,0,p-r1,1,retrain,gcp,0,0,60,ok,60,0.045\n", head);
+    put_file(dir, "jobs.csv", jobs);
+    sim_config_default(&cfg);
+    EXPECT(sim_calibrate_experiment(&cfg, dir, 0, &cal, &err) != DP_OK);
+    EXPECT_MSG(strstr(err.msg, "jobs.csv: line 2: target: 'gcp'") != NULL, "%s", err.msg);
+    snprintf(jobs, sizeof jobs, "%sp,0,p-r1,1,retrain,aws,0,0,60,ok,soon,0.045\n", head);
+    put_file(dir, "jobs.csv", jobs);
+    EXPECT(sim_calibrate_experiment(&cfg, dir, 0, &cal, &err) != DP_OK);
+    EXPECT_MSG(strstr(err.msg, "line 2: duration_s: 'soon' is not a number") != NULL, "%s", err.msg);
+    snprintf(jobs, sizeof jobs, "%sp,0,p-r1,1,retrain,aws\n", head);
+    put_file(dir, "jobs.csv", jobs);
+    EXPECT(sim_calibrate_experiment(&cfg, dir, 0, &cal, &err) != DP_OK);
+    EXPECT_MSG(strstr(err.msg, "line 2: 6 fields, the header has 12") != NULL, "%s", err.msg);
+    EXPECT(sim_calibrate_experiment(&cfg, "/nonexistent-dir", 0, &cal, &err) != DP_OK);
+    EXPECT_MSG(strstr(err.msg, "give --time-scale") != NULL, "%s", err.msg);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    EXPECT(system(cmd) == 0);
+}
+
 TEST_MAIN(TEST_CASE(test_state_vector), TEST_CASE(test_actions), TEST_CASE(test_reward),
           TEST_CASE(test_config_json), TEST_CASE(test_same_seed_same_episode),
           TEST_CASE(test_invariants), TEST_CASE(test_quality_model), TEST_CASE(test_outage),
-          TEST_CASE(test_steps_action_set), TEST_CASE(test_replay), TEST_CASE(test_calibrate))
+          TEST_CASE(test_steps_action_set), TEST_CASE(test_replay), TEST_CASE(test_calibrate),
+          TEST_CASE(test_calibrate_experiment))

@@ -50,6 +50,7 @@ typedef struct {
     char threshold_policy[64];
     char drift_policy[64];
     int sim_seeds;
+    char sim_config[EXP_PATH_MAX]; /* simulator config for the prediction ("": the study's) */
     long long seed;
     double health_timeout_s;
     double stop_grace_s;
@@ -154,6 +155,7 @@ static DpStatus set_key(ExpSettings *s, const char *name, int line, const char *
     STR("threshold_policy", threshold_policy)
     STR("drift_policy", drift_policy)
     NUM("sim_seeds", sim_seeds, 1, 1000)
+    STR("sim_config", sim_config)
     NUM("seed", seed, 0, 1e15)
     DUR("health_timeout", health_timeout_s)
     DUR("stop_grace", stop_grace_s)
@@ -229,6 +231,12 @@ static DpStatus load_config(const char *path, ExpSettings *s, DeployConfig *dc, 
                            "%s: target %s: the experiment runs every target on this machine "
                            "(executor \"local\"), not \"%s\"",
                            name, dc->targets[k].name, deploy_exec_kind_str(dc->targets[k].executor));
+    if (s->sim_config[0]) { /* a bad file fails now, not after the live run */
+        SimConfig sc;
+        sim_config_default(&sc);
+        if ((st = sim_config_load(&sc, s->sim_config, err)))
+            return dp_error_wrap(err, "%s: experiment.sim_config", name);
+    }
     return DP_OK;
 }
 
@@ -901,12 +909,17 @@ static DpStatus run_simulator(Exp *x, char *json, size_t jcap, char *dec, size_t
     snprintf(dec, dcap, "%s/sim_decisions.csv", x->out);
     snprintf(log, sizeof log, "%s/simulate.log", x->out);
     snprintf(seeds, sizeof seeds, "%d", x->set.sim_seeds);
-    /* The study's simulator over this experiment's length and interval. */
-    char text[256];
-    int n = snprintf(text, sizeof text, "{\"duration_s\": %.17g, \"interval_s\": %.17g}\n",
-                     x->set.duration_s, x->dc->control.decision_interval_s);
-    DpStatus s = dp_write_file_atomic(cfg, text, (size_t)n, err);
-    if (s) return s;
+    /* The study's simulator, or the one given (a calibration from an earlier
+     * run), over this experiment's length and interval. */
+    SimConfig sc;
+    sim_config_default(&sc);
+    DpStatus s = DP_OK;
+    if (x->set.sim_config[0] && (s = sim_config_load(&sc, x->set.sim_config, err)))
+        return dp_error_wrap(err, "experiment.sim_config");
+    sc.duration_s = x->set.duration_s;
+    sc.interval_s = x->dc->control.decision_interval_s;
+    if ((s = sim_config_validate(&sc, err))) return dp_error_wrap(err, "simulator config");
+    if ((s = sim_config_save(&sc, cfg, err))) return s;
     char *argv[32];
     char specs[MAX_PIPES][EXP_PATH_MAX + 8];
     int a = 0;
@@ -923,6 +936,29 @@ static DpStatus run_simulator(Exp *x, char *json, size_t jcap, char *dec, size_t
     if ((s = exp_child_start(&c, "simulate", x->exe, argv, log, json, err))) return s;
     note_pid(x, &c);
     return exp_child_wait(&c, 5, err);
+}
+
+/* Fits the simulator to this run (retrain durations, coverage, latency per
+ * target) and writes sim_calibrated.json beside the results, so the next
+ * run's prediction can use it (experiment.sim_config).  Only a warning when
+ * it cannot: the live results are already written. */
+static void calibrate_from_run(Exp *x) {
+    char cfg[EXP_PATH_MAX + 32], out[EXP_PATH_MAX + 32];
+    snprintf(cfg, sizeof cfg, "%s/sim_config.json", x->out);
+    snprintf(out, sizeof out, "%s/sim_calibrated.json", x->out);
+    SimConfig sc;
+    sim_config_default(&sc);
+    SimCalibration cal;
+    DpError err = {0};
+    if ((dp_file_exists(cfg) && sim_config_load(&sc, cfg, &err)) ||
+        sim_calibrate_experiment(&sc, x->out, x->set.scale, &cal, &err) ||
+        sim_config_save(&sc, out, &err)) {
+        dp_warn("experiment: simulator not calibrated from this run: %s", err.msg);
+        return;
+    }
+    dp_info("experiment: simulator calibrated from this run (%d jobs, %d latency points): %s "
+            "(experiment.sim_config = \"%s\" predicts the next run with it)",
+            cal.n_jobs, cal.n_latency_points, out, out);
 }
 
 static DpStatus write_report(Exp *x, const char *sim_json, const char *sim_dec, DpError *err) {
@@ -955,6 +991,10 @@ static DpStatus write_report(Exp *x, const char *sim_json, const char *sim_dec, 
     in.interval_s = x->dc->control.decision_interval_s;
     in.sim_prediction_json = sim_json && sim_json[0] ? sim_json : NULL;
     in.sim_decisions_csv = sim_dec && sim_dec[0] ? sim_dec : NULL;
+    char source[EXP_PATH_MAX + 64];
+    if (x->set.sim_config[0]) snprintf(source, sizeof source, "config %s (experiment.sim_config)", x->set.sim_config);
+    else snprintf(source, sizeof source, "the study's defaults (uncalibrated)");
+    in.sim_source = source;
     ReportTable *t = NULL;
     DpStatus s = report_compute(&in, &t, err);
     if (!s) s = report_write_table(x->out, &in, t, err);
@@ -1244,6 +1284,7 @@ int cmd_experiment(int argc, char **argv) {
         rc = cli_fail(CMD, "report: %s", err.msg);
         goto done;
     }
+    calibrate_from_run(x);
     rc = 0;
 done:
     exp_sweep_orphans(5);

@@ -23,9 +23,13 @@ static void usage(FILE *out) {
             "  show-config [--config FILE] [--scenario NAME]\n"
             "      print the simulator config (defaults: the study's setup) as JSON\n"
             "  calibrate [--config FILE] [--jobs DIR] [--loadgen FILE.csv] --out FILE\n"
+            "  calibrate [--config FILE] --experiment RESULTS_DIR [--time-scale X] --out FILE\n"
             "      fit retrain speed per target and coverage from retrain job records\n"
             "      (DIR/*.json) and distance/service time/capacity per target from a\n"
             "      load-generator CSV (time,target,latency_ms,status,model_version);\n"
+            "      or both from a `driftpilot experiment` results directory (its jobs,\n"
+            "      job reports, deployments and per-pipeline requests; durations times\n"
+            "      the run's time scale, read from its configs unless given);\n"
             "      formats in docs/sim.md\n"
             "  record [--config FILE] [--scenario NAME] [--seed N] [--policy SPEC] --out FILE.csv\n"
             "      write one simulated run as a replay CSV (the study's recorded history)\n"
@@ -71,8 +75,11 @@ static int sub_calibrate(int argc, char **argv) {
                                          {"jobs", required_argument, 0, 'j'},
                                          {"loadgen", required_argument, 0, 'l'},
                                          {"out", required_argument, 0, 'o'},
+                                         {"experiment", required_argument, 0, 'x'},
+                                         {"time-scale", required_argument, 0, 't'},
                                          {0, 0, 0, 0}};
-    const char *config = NULL, *jobs = NULL, *loadgen = NULL, *out = NULL;
+    const char *config = NULL, *jobs = NULL, *loadgen = NULL, *out = NULL, *experiment = NULL;
+    double time_scale = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -80,18 +87,29 @@ static int sub_calibrate(int argc, char **argv) {
         else if (c == 'j') jobs = optarg;
         else if (c == 'l') loadgen = optarg;
         else if (c == 'o') out = optarg;
-        else return cli_usage_error(cmd, "unknown option");
+        else if (c == 'x') experiment = optarg;
+        else if (c == 't') {
+            if (!cli_parse_double(cmd, "--time-scale", optarg, 1e-6, 1e6, &time_scale)) return 2;
+        } else return cli_usage_error(cmd, "unknown option");
     }
     if (!out) return cli_usage_error(cmd, "--out FILE is required");
-    if (!jobs && !loadgen) return cli_usage_error(cmd, "give --jobs DIR and/or --loadgen FILE.csv");
+    if (experiment && (jobs || loadgen))
+        return cli_usage_error(cmd, "--experiment DIR replaces --jobs and --loadgen");
+    if (time_scale > 0 && !experiment) return cli_usage_error(cmd, "--time-scale goes with --experiment");
+    if (!jobs && !loadgen && !experiment)
+        return cli_usage_error(cmd, "give --experiment DIR, or --jobs DIR and/or --loadgen FILE.csv");
     SimConfig cfg;
     sim_config_default(&cfg);
     DpError err = {0};
     if (config && sim_config_load(&cfg, config, &err)) return cli_fail(cmd, "%s", err.msg);
     SimCalibration cal;
-    if (sim_calibrate(&cfg, jobs, loadgen, &cal, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (experiment ? sim_calibrate_experiment(&cfg, experiment, time_scale, &cal, &err)
+                   : sim_calibrate(&cfg, jobs, loadgen, &cal, &err))
+        return cli_fail(cmd, "%s", err.msg);
     if (sim_config_save(&cfg, out, &err)) return cli_fail(cmd, "%s", err.msg);
-    printf("calibrated from %d job records and %d latency points\n", cal.n_jobs, cal.n_latency_points);
+    printf("calibrated from %d job records and %d latency points", cal.n_jobs, cal.n_latency_points);
+    if (experiment) printf(" (time scale %g)", cal.time_scale);
+    printf("\n");
     printf("coverage %.4f\n", cfg.model.coverage);
     for (int k = 0; k < cfg.n_targets; k++) {
         const SimTarget *t = &cfg.targets[k];

@@ -286,13 +286,15 @@ int cmd_simulate(int argc, char **argv) {
                 if (basei >= 0 && i != basei) claim_text(p, &st[basei], n, claim, sizeof claim, &ok);
                 double share = oracle >= 0 ? dp_mean(p->reward, n) / omean : NAN;
                 if (!json) {
+                    char share_text[32] = "—"; /* no oracle in the set */
+                    if (oracle >= 0) snprintf(share_text, sizeof share_text, "%.1f%%", 100 * share);
                     printf("| %s | %.1f | %.3f ± %.3f | %.3f–%.3f | %.3f | %.0f ± %.0f | %.0f%% | %.3f | "
-                           "%.3f ± %.3f | %.1f%% | %s |\n",
+                           "%.3f ± %.3f | %s | %s |\n",
                            p->name, dp_mean(p->retrains, n), dp_mean(p->bleu, n), dp_std(p->bleu, n),
                            arr_min(p->bleu, n), arr_max(p->bleu, n), dp_mean(p->em, n),
                            dp_mean(p->lat, n), dp_std(p->lat, n), 100 * dp_mean(p->slo, n),
                            dp_mean(p->cost, n), dp_mean(p->reward, n), ci95(p->reward, n),
-                           100 * share, claim);
+                           share_text, claim);
                 }
                 json_t *o = json_object();
                 json_object_set_new(o, "policy", json_string(p->name));

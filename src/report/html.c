@@ -483,7 +483,7 @@ static const char *fmt_pm(char *buf, size_t cap, double m, double sd, int prec) 
     return buf;
 }
 
-static DpStatus html_tables(const ReportTable *t, DpBuf *b) {
+static DpStatus html_tables(const ReportTable *t, const ReportInputs *in, DpBuf *b) {
     char a[10][96];
     int within = 0, any_sim = 0;
     DpStatus s = dp_buf_printf(b, "<h2>Results</h2>\n<table id=\"results-table\"><thead><tr>"
@@ -550,10 +550,16 @@ static DpStatus html_tables(const ReportTable *t, DpBuf *b) {
                                      "<td class=\"sim\">%s</td><td></td><td></td></tr>\n",
                                   d[0], d[1], d[2], d[3]);
     }
-    return s ? s : dp_buf_printf(b, "</tbody></table>\n<p class=\"note\">The simulator's numbers "
-                                    "are its mean over seeds for scenario <b>%s</b>; the difference "
-                                    "row is its calibration error on this experiment.</p>\n",
-                                 t->sim_scenario);
+    s = s ? s : dp_buf_printf(b, "</tbody></table>\n<p class=\"note\">The simulator's numbers "
+                                 "are its mean over seeds for scenario <b>%s</b>; the difference "
+                                 "row is its calibration error on this experiment.",
+                              t->sim_scenario);
+    if (!s && in->sim_source) {
+        s = dp_buf_printf(b, " Simulator: ");
+        s = s ? s : rp_html_escape(b, in->sim_source);
+        s = s ? s : dp_buf_printf(b, ".");
+    }
+    return s ? s : dp_buf_printf(b, "</p>\n");
 }
 
 DpStatus report_html(const ReportTable *t, const ReportInputs *in, DpBuf *b, DpError *err) {
@@ -607,7 +613,7 @@ DpStatus report_html(const ReportTable *t, const ReportInputs *in, DpBuf *b, DpE
                               d->n_pipe, d->n_pipe == 1 ? "" : "s", d->n_runs,
                               d->n_runs == 1 ? "" : "s", d->interval_s, c.xmax / 3600,
                               runs_with_csv, runs_with_csv == 1 ? "" : "s");
-    s = s ? s : html_tables(t, b);
+    s = s ? s : html_tables(t, in, b);
     s = s ? s : dp_buf_printf(b, "<h2>Over time</h2>\n<figure>\n");
     s = s ? s : chart_quality(&c, b, RQ_BLEU, "chart-bleu", "Answer quality: BLEU-1", "BLEU-1");
     s = s ? s : dp_buf_printf(b, "<figcaption>BLEU-1 of the labelled answers per decision interval "

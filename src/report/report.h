@@ -85,6 +85,7 @@ typedef struct {
     SimRewardConfig reward;          /* for the reward column (sim_reward_default) */
     const char *sim_prediction_json; /* `driftpilot simulate --json` output, or NULL */
     const char *sim_decisions_csv;   /* `driftpilot simulate --decisions` output, or NULL */
+    const char *sim_source;          /* which simulator config made the prediction, or NULL */
     /* "pipeline=policy-prefix,..." to match pipelines with the simulator's
      * policies; NULL: adaptive=ppo, static-15m=static-15m, threshold=threshold,
      * drift=page-hinkley, and otherwise the pipeline's own name as a prefix. */

@@ -98,7 +98,9 @@ DpStatus report_table_markdown(const ReportTable *t, const ReportInputs *in, DpB
                 fnum(a[0], 96, w->reward_mean, 4), fnum(a[1], 96, w->sim_reward, 4));
         }
         s = s ? s : dp_buf_printf(b, "\nΔ = live − simulator: the simulator's calibration error "
-                                     "for this scenario.\n");
+                                     "for this scenario%s%s.\n",
+                                  in->sim_source ? "; simulator: " : "",
+                                  in->sim_source ? in->sim_source : "");
     }
     return s ? DP_ERR_NOMEM : DP_OK;
 }

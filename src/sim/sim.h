@@ -389,6 +389,7 @@ typedef struct {
     double fitted_speed[SIM_MAX_TARGETS];
     double latency_rmse[SIM_MAX_TARGETS];
     int fitted_latency[SIM_MAX_TARGETS];
+    double time_scale;       /* experiment only: scenario seconds per wall second used */
 } SimCalibration;
 
 /* Fits retrain speed per target and coverage from job records (*.json in
@@ -397,5 +398,14 @@ typedef struct {
  * skip), updating cfg.  See docs/sim.md for the formats. */
 DpStatus sim_calibrate(SimConfig *cfg, const char *jobs_dir, const char *loadgen_csv,
                        SimCalibration *out, DpError *err);
+
+/* The same fits from a `driftpilot experiment` results directory: retrain
+ * durations from jobs.csv (status ok, wall seconds times time_scale; <= 0
+ * reads time_scale from work/r1/<pipeline>/driftpilot.toml), coverage from
+ * the job reports kept under work/rN/<pipeline>/jobs/, and latency per target
+ * from work/rN/<pipeline>/requests.csv with each request attributed to the
+ * target serving it (deployments.csv), binned per run. */
+DpStatus sim_calibrate_experiment(SimConfig *cfg, const char *dir, double time_scale, SimCalibration *out,
+                                  DpError *err);
 
 #endif

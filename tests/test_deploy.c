@@ -390,8 +390,10 @@ static void test_ssh_argv(void) {
     const char *want[] = {"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o",
                           "ServerAliveInterval=15", "-p", "2222", "-i", "/keys/id ed", "-o",
                           "IdentitiesOnly=yes", "--", "dp@gpu1.lab.example",
-                          "cd '/srv/drift pilot' && exec 'driftpilot' 'train' '--note' "
-                          "'it'\\''s a \"test\"' '$(rm -rf /)'",
+                          "exec 3<&0 && cd '/srv/drift pilot' && { 'driftpilot' 'train' '--note' "
+                          "'it'\\''s a \"test\"' '$(rm -rf /)' </dev/null 3<&- & p=$!; "
+                          "{ cat <&3 >/dev/null 2>&1 3<&-; kill -TERM $p 2>/dev/null; } & w=$!; "
+                          "exec 3<&-; wait $p; s=$?; kill $w 2>/dev/null; exit $s; }",
                           NULL};
     int n = 0;
     while (out[n]) n++;
@@ -435,6 +437,120 @@ static void test_ssh_quoting_through_shell(void) {
     char *log = slurp(res.log_path);
     EXPECT_STREQ(log, "[a b][it's][\"q\"][$HOME][`id`][x;y][]");
     free(log);
+    deploy_executor_destroy(ex);
+}
+
+/* Remote processes whose command line contains needle (this machine's
+ * /proc: the sshd of scripts/ssh-localhost.sh runs on 127.0.0.1). */
+static int count_processes(const char *needle) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "pgrep -f -c -- '%s' 2>/dev/null", needle);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    int n = -1;
+    if (fscanf(p, "%d", &n) != 1) n = -1;
+    pclose(p);
+    return n;
+}
+
+/* Polls until count_processes(needle) == want or timeout_s passes; the count. */
+static int wait_count(const char *needle, int want, double timeout_s) {
+    double end = dp_time_mono() + timeout_s;
+    int n;
+    while ((n = count_processes(needle)) != want && dp_time_mono() < end) dp_sleep(0.1);
+    return n;
+}
+
+/* Against a real OpenSSH server: set up by scripts/ssh-localhost.sh, which
+ * passes DP_TEST_SSH_{HOST,PORT,USER,KEY,COMMAND}; skipped (and counted as
+ * skipped, not passed) without them. */
+static void test_ssh_real_sshd(void) {
+    const char *host = getenv("DP_TEST_SSH_HOST"), *port = getenv("DP_TEST_SSH_PORT");
+    const char *user = getenv("DP_TEST_SSH_USER"), *key = getenv("DP_TEST_SSH_KEY");
+    const char *sshc = getenv("DP_TEST_SSH_COMMAND");
+    if (!host || !port || !key) TEST_SKIP("no sshd: run scripts/ssh-localhost.sh");
+    make_tmpdir();
+    DeployTarget t;
+    deploy_target_defaults(&t);
+    snprintf(t.name, sizeof t.name, "sshhost");
+    t.executor = DEPLOY_EXEC_SSH;
+    snprintf(t.host, sizeof t.host, "%s", host);
+    t.port = atoi(port);
+    if (user) snprintf(t.user, sizeof t.user, "%s", user);
+    snprintf(t.identity_file, sizeof t.identity_file, "%s", key);
+    if (sshc) snprintf(t.ssh_command, sizeof t.ssh_command, "%s", sshc);
+    snprintf(t.workdir, sizeof t.workdir, "%s", tmpdir);
+    DpError err = {0};
+    DeployExecutor *ex = deploy_executor_create(&t, &err);
+    REQUIRE(ex);
+    DeployJobResult res;
+
+    /* awkward words arrive intact, in the remote workdir */
+    const char *q[] = {"sh", "-c", "printf '[%s]' \"$PWD\" \"$@\"", "sh", "a b", "it's", "$HOME", "`id`",
+                       "x;y", "", NULL};
+    DeployRunSpec spec = {.name = "ssh-real-quote", .argv = q, .time_limit_s = 20, .log_dir = tmpdir};
+    REQUIRE(deploy_executor_run_job(ex, &spec, &res, &err) == DP_OK);
+    EXPECT_MSG(res.status == DEPLOY_JOB_OK, "%s", res.reason);
+    char *log = slurp(res.log_path);
+    char want[600];
+    snprintf(want, sizeof want, "[%s][a b][it's][$HOME][`id`][x;y][]", tmpdir);
+    EXPECT_MSG(log && strstr(log, want) != NULL, "log: %s", log ? log : "(none)");
+    free(log);
+
+    /* the remote exit code comes back */
+    const char *fail[] = {"sh", "-c", "exit 3", NULL};
+    spec = (DeployRunSpec){.name = "ssh-real-fail", .argv = fail, .time_limit_s = 20, .log_dir = tmpdir};
+    REQUIRE(deploy_executor_run_job(ex, &spec, &res, &err) == DP_OK);
+    EXPECT_EQ_INT(res.status, DEPLOY_JOB_FAILED);
+    EXPECT_EQ_INT(res.exit_code, 3);
+
+    /* a time limit ends the job there too: the remote watcher sees the
+     * session end and stops it */
+    const char *slow[] = {"sleep", "37.25", NULL};
+    spec = (DeployRunSpec){.name = "ssh-real-slow", .argv = slow, .time_limit_s = 2, .log_dir = tmpdir};
+    double t0 = dp_time_mono();
+    REQUIRE(deploy_executor_run_job(ex, &spec, &res, &err) == DP_OK);
+    EXPECT_EQ_INT(res.status, DEPLOY_JOB_TIMEOUT);
+    EXPECT(dp_time_mono() - t0 < 10);
+    EXPECT_EQ_INT(wait_count("^sleep 37.25", 0, 5), 0);
+
+    /* a service: started over ssh, healthy, stopped */
+    char url[64];
+    int sp = 20000 + (int)(getpid() % 20000);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", sp);
+    snprintf(t.service_url, sizeof t.service_url, "%s", url);
+    deploy_executor_destroy(ex);
+    ex = deploy_executor_create(&t, &err);
+    REQUIRE(ex);
+    char listen[32], model[600];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", sp);
+    snprintf(model, sizeof model, "%s/model", tmpdir);
+    char pre[1024];
+    snprintf(pre, sizeof pre,
+             "%s pretrain --out %s --steps 5 --services 4 --layers 1 --heads 2 --width 32 "
+             "--positions 64 --vocab 2000 --eval-n 4 --batch 4 --quiet >/dev/null 2>&1",
+             DP_BINARY, model);
+    REQUIRE(system(pre) == 0);
+    const char *srv[] = {DP_BINARY, "serve", "--model", model, "--listen", listen, NULL};
+    spec = (DeployRunSpec){.name = "ssh-real-serve", .argv = srv, .log_dir = tmpdir};
+    DeployService svc;
+    REQUIRE(deploy_executor_start_service(ex, &spec, &svc, &err) == DP_OK);
+    int healthy = 0;
+    for (int i = 0; i < 100 && !healthy; i++) {
+        healthy = deploy_executor_check_health(ex, 1.0);
+        if (!healthy) dp_sleep(0.1);
+    }
+    EXPECT_MSG(healthy, "no /healthz on %s; log %s", url, svc.log_path);
+    char needle[1400]; /* the service itself, not the shells around it */
+    snprintf(needle, sizeof needle, "^%s serve --model %s --listen %s", DP_BINARY, model, listen);
+    EXPECT_EQ_INT(count_processes(needle), 1);
+    REQUIRE(deploy_executor_stop_service(ex, &svc, 5, &res, &err) == DP_OK);
+    /* the remote service got SIGTERM and shut down gracefully */
+    EXPECT_EQ_INT(wait_count(needle, 0, 10), 0);
+    EXPECT(!deploy_executor_check_health(ex, 1.0));
+    char *slog = slurp(svc.log_path);
+    EXPECT_MSG(slog && strstr(slog, "stopp") != NULL, "service log: %s", slog ? slog : "(none)");
+    free(slog);
     deploy_executor_destroy(ex);
 }
 
@@ -915,5 +1031,6 @@ static void test_router_binary(void) {
 TEST_MAIN(TEST_CASE(test_config_good), TEST_CASE(test_config_example_ships),
           TEST_CASE(test_config_bad), TEST_CASE(test_local_jobs), TEST_CASE(test_local_limits),
           TEST_CASE(test_ssh_argv), TEST_CASE(test_ssh_quoting_through_shell),
+          TEST_CASE(test_ssh_real_sshd),
           TEST_CASE(test_k8s_render), TEST_CASE(test_k8s_executor_fake_kubectl),
           TEST_CASE(test_router), TEST_CASE(test_router_admin_disabled), TEST_CASE(test_router_binary))

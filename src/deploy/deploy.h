@@ -202,6 +202,8 @@ typedef struct {
 /* A running service started by an executor. */
 typedef struct {
     pid_t pid;                   /* local/ssh: the child's pid (process group leader); 0 none */
+    int stdin_fd;                /* ssh: write end of its stdin (closing it stops the remote
+                                    command); -1 or 0: none */
     char name[DEPLOY_NAME_MAX];
     char log_path[DEPLOY_PATH_MAX];
 } DeployService;

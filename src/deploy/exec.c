@@ -186,6 +186,9 @@ typedef struct {
     const char *stdin_path;
     const char *workdir;     /* NULL: stay */
     int apply_limits;
+    int *hold_stdin;         /* non-NULL: stdin is a pipe whose write end comes back
+                                here, so it reaches EOF only when that is closed (ssh
+                                closes inherited descriptors, so the parent keeps it) */
 } SpawnReq;
 
 static void sleep_s(double s) {
@@ -195,7 +198,7 @@ static void sleep_s(double s) {
 }
 
 static DpStatus spawn(const DeployExecutor *ex, const SpawnReq *rq, pid_t *out, DpError *err) {
-    int logfd = -1, infd = -1, cgfd = -1, pfd[2] = {-1, -1};
+    int logfd = -1, infd = -1, cgfd = -1, pfd[2] = {-1, -1}, hold[2] = {-1, -1};
     DpStatus st = DP_OK;
     *out = 0;
     logfd = open(rq->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -204,7 +207,17 @@ static DpStatus spawn(const DeployExecutor *ex, const SpawnReq *rq, pid_t *out, 
         goto out;
     }
     const char *in = rq->stdin_path ? rq->stdin_path : "/dev/null";
-    infd = open(in, O_RDONLY | O_CLOEXEC);
+    if (rq->hold_stdin) {
+        *rq->hold_stdin = -1;
+        if (pipe2(hold, O_CLOEXEC) != 0) {
+            st = dp_fail(err, DP_ERR_IO, "pipe: %s", strerror(errno));
+            goto out;
+        }
+        infd = hold[0];
+        hold[0] = -1;
+    } else {
+        infd = open(in, O_RDONLY | O_CLOEXEC);
+    }
     if (infd < 0) {
         st = dp_fail(err, DP_ERR_IO, "open %s: %s", in, strerror(errno));
         goto out;
@@ -269,12 +282,17 @@ static DpStatus spawn(const DeployExecutor *ex, const SpawnReq *rq, pid_t *out, 
         goto out;
     }
     *out = pid;
+    if (rq->hold_stdin) {
+        *rq->hold_stdin = hold[1];
+        hold[1] = -1;
+    }
 out:
     if (logfd >= 0) close(logfd);
     if (infd >= 0) close(infd);
     if (cgfd >= 0) close(cgfd);
     if (pfd[0] >= 0) close(pfd[0]);
     if (pfd[1] >= 0) close(pfd[1]);
+    if (hold[1] >= 0) close(hold[1]);
     return st;
 }
 
@@ -351,12 +369,15 @@ static DpStatus check_spec(const DeployRunSpec *spec, DpError *err) {
     return DP_OK;
 }
 
-/* Runs argv locally (limits applied or not) as a job; always records. */
+/* Runs argv locally (limits applied or not; for ssh, stdin held open) as a
+ * job; always records. */
 static DpStatus run_local(const DeployExecutor *ex, const char *const *argv, const DeployRunSpec *spec,
-                          int apply_limits, const char *workdir, DeployJobResult *res) {
+                          int apply_limits, const char *workdir, int hold_stdin, DeployJobResult *res) {
     DpError e;
     pid_t pid;
-    SpawnReq rq = {argv, res->log_path, spec->stdin_path, workdir, apply_limits};
+    int hold = -1;
+    SpawnReq rq = {argv, res->log_path, spec->stdin_path, workdir, apply_limits,
+                   hold_stdin ? &hold : NULL};
     double t0 = dp_time_mono();
     if (spawn(ex, &rq, &pid, &e) != DP_OK) {
         res->status = DEPLOY_JOB_FAILED;
@@ -366,6 +387,7 @@ static DpStatus run_local(const DeployExecutor *ex, const char *const *argv, con
         return DP_OK;
     }
     wait_job(pid, t0, spec->time_limit_s, spec->grace_s > 0 ? spec->grace_s : 2.0, res);
+    if (hold >= 0) close(hold);
     return DP_OK;
 }
 
@@ -398,7 +420,7 @@ static DpStatus k8s_apply(DeployExecutor *ex, const DeployRunSpec *spec, const D
     DeployRunSpec s2 = *spec;
     s2.stdin_path = ypath;
     s2.time_limit_s = 60;
-    return run_local(ex, argv, &s2, 0, NULL, res);
+    return run_local(ex, argv, &s2, 0, NULL, 0, res);
 }
 
 // ---- the public executor calls ----
@@ -412,11 +434,14 @@ DpStatus deploy_executor_run_job(DeployExecutor *ex, const DeployRunSpec *spec,
     if ((st = log_path_for(ex, spec, res->log_path, sizeof res->log_path, ".log", err)) != DP_OK)
         return st;
     if (ex->t.executor == DEPLOY_EXEC_LOCAL)
-        return run_local(ex, spec->argv, spec, 1, ex->t.workdir[0] ? ex->t.workdir : NULL, res);
+        return run_local(ex, spec->argv, spec, 1, ex->t.workdir[0] ? ex->t.workdir : NULL, 0, res);
     if (ex->t.executor == DEPLOY_EXEC_SSH) {
         char **sargv = NULL;
+        if (spec->stdin_path)
+            return dp_fail(err, DP_ERR_INVAL, "job %s: stdin_path is not supported on ssh targets",
+                           spec->name);
         if ((st = deploy_ssh_argv(&ex->t, spec->argv, &sargv, err)) != DP_OK) return st;
-        st = run_local(ex, (const char *const *)sargv, spec, 0, NULL, res);
+        st = run_local(ex, (const char *const *)sargv, spec, 0, NULL, 1, res);
         deploy_argv_free(sargv);
         return st;
     }
@@ -443,7 +468,7 @@ DpStatus deploy_executor_run_job(DeployExecutor *ex, const DeployRunSpec *spec,
     kubectl_argv(&ex->t, tail, argv, 16);
     DeployRunSpec s2 = *spec;
     s2.time_limit_s = spec->time_limit_s > 0 ? spec->time_limit_s + 60 : 0;
-    st = run_local(ex, argv, &s2, 0, NULL, res);
+    st = run_local(ex, argv, &s2, 0, NULL, 0, res);
     res->duration_s = dp_time_mono() - t0;
     if (st == DP_OK && res->status != DEPLOY_JOB_OK) {
         char r[256];
@@ -476,14 +501,19 @@ DpStatus deploy_executor_start_service(DeployExecutor *ex, const DeployRunSpec *
         dp_buf_free(&yaml);
         return st;
     }
-    SpawnReq rq = {spec->argv, svc->log_path, spec->stdin_path, NULL, 0};
+    svc->stdin_fd = -1;
+    SpawnReq rq = {spec->argv, svc->log_path, spec->stdin_path, NULL, 0, NULL};
     char **sargv = NULL;
     if (ex->t.executor == DEPLOY_EXEC_LOCAL) {
         rq.workdir = ex->t.workdir[0] ? ex->t.workdir : NULL;
         rq.apply_limits = 1;
     } else {
+        if (spec->stdin_path)
+            return dp_fail(err, DP_ERR_INVAL, "service %s: stdin_path is not supported on ssh targets",
+                           spec->name);
         if ((st = deploy_ssh_argv(&ex->t, spec->argv, &sargv, err)) != DP_OK) return st;
         rq.argv = (const char *const *)sargv;
+        rq.hold_stdin = &svc->stdin_fd;
     }
     st = spawn(ex, &rq, &svc->pid, err);
     deploy_argv_free(sargv);
@@ -506,13 +536,22 @@ DpStatus deploy_executor_stop_service(DeployExecutor *ex, DeployService *svc, do
         const char *argv[16];
         kubectl_argv(&ex->t, tail, argv, 16);
         DeployRunSpec s = {.name = svc->name, .argv = argv, .time_limit_s = 60};
-        return run_local(ex, argv, &s, 0, NULL, res);
+        return run_local(ex, argv, &s, 0, NULL, 0, res);
     }
     if (svc->pid <= 0) return dp_fail(err, DP_ERR_STATE, "service %s: not running", svc->name);
     double t0 = dp_time_mono();
-    /* A time limit that has already passed: wait_job sends SIGTERM at once
-     * and SIGKILL after the grace period. */
-    wait_job(svc->pid, t0, 1e-9, grace_s, res);
+    if (svc->stdin_fd > 0) {
+        /* ssh: EOF on the remote side's stdin stops the service there
+         * (SIGTERM from its watcher) and ssh exits with it; signals follow
+         * only if that takes longer than the grace period. */
+        close(svc->stdin_fd);
+        svc->stdin_fd = -1;
+        wait_job(svc->pid, t0, grace_s, grace_s, res);
+    } else {
+        /* A time limit that has already passed: wait_job sends SIGTERM at
+         * once and SIGKILL after the grace period. */
+        wait_job(svc->pid, t0, 1e-9, grace_s, res);
+    }
     int clean = res->exit_code == 0 || res->signal == SIGTERM;
     res->status = clean ? DEPLOY_JOB_OK : DEPLOY_JOB_KILLED;
     if (res->signal == SIGKILL)

@@ -45,17 +45,28 @@ DpStatus deploy_ssh_argv(const DeployTarget *t, const char *const *argv, char **
     const char *v[24];
     int n = 0;
     DpStatus st = DP_OK;
-    if (t->workdir[0]) {
+    /* Without a terminal, sshd does not signal a remote command when the
+     * connection goes away, so a job past its time limit or a stopped
+     * service would keep running there.  The command therefore runs in the
+     * background, and a watcher ends it (SIGTERM) when the session's stdin
+     * reaches EOF, which happens when the local ssh exits: the executor
+     * gives ssh a stdin that never ends on its own.  fd 3 carries that
+     * stdin past the rule that a background list reads /dev/null. */
+    st = dp_buf_printf(&cmd, "exec 3<&0 && ");
+    if (st == DP_OK && t->workdir[0]) {
         st = dp_buf_printf(&cmd, "cd ");
         if (st == DP_OK) st = deploy_shell_quote(&cmd, t->workdir);
-        if (st == DP_OK) st = dp_buf_printf(&cmd, " && exec");
-    } else {
-        st = dp_buf_printf(&cmd, "exec");
+        if (st == DP_OK) st = dp_buf_printf(&cmd, " && ");
     }
+    if (st == DP_OK) st = dp_buf_printf(&cmd, "{");
     for (int i = 0; argv[i] && st == DP_OK; i++) {
         st = dp_buf_append(&cmd, " ", 1);
         if (st == DP_OK) st = deploy_shell_quote(&cmd, argv[i]);
     }
+    if (st == DP_OK)
+        st = dp_buf_printf(&cmd, " </dev/null 3<&- & p=$!; "
+                                 "{ cat <&3 >/dev/null 2>&1 3<&-; kill -TERM $p 2>/dev/null; } & w=$!; "
+                                 "exec 3<&-; wait $p; s=$?; kill $w 2>/dev/null; exit $s; }");
     if (st != DP_OK) {
         dp_buf_free(&cmd);
         return dp_fail(err, DP_ERR_NOMEM, "ssh: out of memory");

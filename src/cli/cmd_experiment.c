@@ -257,11 +257,25 @@ static DpStatus scenario_live(const ExpSettings *s, char *drift, size_t dcap, ch
     } else if (!strcmp(sc, "gradual")) snprintf(drift, dcap, "gradual:0.25/h");
     else if (!strcmp(sc, "sudden")) snprintf(drift, dcap, "sudden:%gs:0.4", dur * 0.5);
     else if (!strcmp(sc, "recurring")) snprintf(drift, dcap, "recurring:3600s:0.4");
+    else if (!strcmp(sc, "outage")) snprintf(drift, dcap, "gradual:0.25/h");
     else
         return dp_fail(err, DP_ERR_INVAL,
-                       "scenario '%s' cannot run live (steady, spike, gradual, sudden, recurring)",
+                       "scenario '%s' cannot run live (steady, spike, gradual, sudden, recurring, "
+                       "outage)",
                        sc);
     return DP_OK;
+}
+
+/* The outage scenario live: the first target's service of every pipeline is
+ * killed (SIGKILL, as a machine or zone loss would end it) for a quarter of
+ * the run from 37.5% of it, then started again on its port.  The simulator
+ * draws the start per episode in [1800 s, 9000 s] of 4 h; live uses that
+ * range's middle, scaled to the duration.  Scenario seconds; 0 length: none. */
+static void scenario_outage(const ExpSettings *s, double *start_s, double *len_s) {
+    *start_s = *len_s = 0;
+    if (strcmp(s->scenario, "outage")) return;
+    *start_s = 0.375 * s->duration_s;
+    *len_s = 0.25 * s->duration_s;
 }
 
 // ---- one pipeline of one repeat ----
@@ -405,20 +419,28 @@ static DpStatus wait_healthy(Exp *x, ExpChild *c, const char *port_file, int *po
     return child_failed(c, "did not become healthy in time", err);
 }
 
+/* Starts target k's service of pipeline p on port (0: any free one, written
+ * to its port file). */
+static DpStatus start_serve(Exp *x, Pipe *p, int k, int port, DpError *err) {
+    const DeployTarget *t = &x->dc->targets[k];
+    char name[96], log[EXP_PATH_MAX + 64], pf[EXP_PATH_MAX + 64], listen[32];
+    snprintf(name, sizeof name, "serve %s/%s", p->name, t->name);
+    snprintf(log, sizeof log, "%s/serve-%s.log", p->dir, t->name);
+    snprintf(pf, sizeof pf, "%s/serve-%s.port", p->dir, t->name);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    char *argv[] = {"driftpilot", "serve", "--registry", p->registry, "--target",
+                    (char *)t->name, "--listen", listen, "--port-file", pf,
+                    "--feedback-log", p->feedback, "--admin-token-file", x->token_file,
+                    NULL};
+    DpStatus s = exp_child_start(&p->serve[k], name, x->exe, argv, log, NULL, err);
+    if (!s) note_pid(x, &p->serve[k]);
+    return s;
+}
+
 static DpStatus start_serves(Exp *x, Pipe *p, DpError *err) {
     for (int k = 0; k < x->dc->n_targets; k++) {
-        const DeployTarget *t = &x->dc->targets[k];
-        char name[96], log[EXP_PATH_MAX + 64], pf[EXP_PATH_MAX + 64];
-        snprintf(name, sizeof name, "serve %s/%s", p->name, t->name);
-        snprintf(log, sizeof log, "%s/serve-%s.log", p->dir, t->name);
-        snprintf(pf, sizeof pf, "%s/serve-%s.port", p->dir, t->name);
-        char *argv[] = {"driftpilot", "serve", "--registry", p->registry, "--target",
-                        (char *)t->name, "--listen", "127.0.0.1:0", "--port-file", pf,
-                        "--feedback-log", p->feedback, "--admin-token-file", x->token_file,
-                        NULL};
-        DpStatus s = exp_child_start(&p->serve[k], name, x->exe, argv, log, NULL, err);
+        DpStatus s = start_serve(x, p, k, 0, err);
         if (s) return s;
-        note_pid(x, &p->serve[k]);
     }
     return DP_OK;
 }
@@ -857,16 +879,38 @@ static DpStatus run_repeat(Exp *x, int repeat, DpError *err) {
         char label[64];
         snprintf(label, sizeof label, "experiment r%d/%d", repeat, x->set.repeats);
         dp_progress_init(&pr, label, wall, "s");
+        double o_start, o_len;
+        scenario_outage(&x->set, &o_start, &o_len);
+        int outage = 0; /* 0 before, 1 during (target 0 down), 2 after */
         double t0 = dp_time_mono();
         while (exp_child_alive(&x->loadgen) && dp_time_mono() - t0 < wall) {
             if (exp_stop_requested) {
                 s = dp_fail(err, DP_ERR_STATE, "interrupted");
                 break;
             }
+            double at = (dp_time_mono() - t0) * x->set.scale; /* scenario seconds */
+            if (o_len > 0 && outage == 0 && at >= o_start) {
+                for (int i = 0; i < x->n_pipes; i++) {
+                    ExpChild *c = &x->pipes[i].serve[0];
+                    if (exp_child_alive(c)) kill(c->pid, SIGKILL);
+                    while (exp_child_alive(c)) dp_sleep(0.01);
+                }
+                dp_info("experiment: outage: %s down in every pipeline (scenario %.0f min, for %.0f min)",
+                        x->dc->targets[0].name, at / 60, o_len / 60);
+                outage = 1;
+            } else if (outage == 1 && at >= o_start + o_len) {
+                for (int i = 0; i < x->n_pipes && !s; i++)
+                    s = start_serve(x, &x->pipes[i], 0, x->pipes[i].ports[0], err);
+                if (s) break;
+                dp_info("experiment: outage over: %s started again (scenario %.0f min)",
+                        x->dc->targets[0].name, at / 60);
+                outage = 2;
+            }
             for (int i = 0; i < x->n_pipes && !s; i++) {
                 Pipe *p = &x->pipes[i];
                 for (int k = 0; k < x->dc->n_targets && !s; k++)
-                    if (!exp_child_alive(&p->serve[k])) s = child_failed(&p->serve[k], "died", err);
+                    if (!(outage == 1 && k == 0) && !exp_child_alive(&p->serve[k]))
+                        s = child_failed(&p->serve[k], "died", err);
                 if (!s && !exp_child_alive(&p->router)) s = child_failed(&p->router, "died", err);
                 if (!s && !exp_child_alive(&p->control)) s = child_failed(&p->control, "died", err);
             }
@@ -1034,7 +1078,9 @@ static void usage(FILE *out) {
             "  --config FILE      experiment config: an [experiment] table plus the targets,\n"
             "                     [reward], [control] and [router] of a driftpilot TOML\n"
             "                     (default: %s when present, else built-in)\n"
-            "  --scenario NAME    steady | spike | gradual | sudden | recurring (gradual)\n"
+            "  --scenario NAME    steady | spike | gradual | sudden | recurring | outage\n"
+            "                     (gradual; outage: the first target's services are killed\n"
+            "                     for a quarter of the run from 37.5%% of it, then restarted)\n"
             "  --duration DUR     scenario time per repeat (4h)\n"
             "  --scale X          scenario seconds per wall second (60)\n"
             "  --repeats N        repeats, each a fresh start of every pipeline (1)\n"

@@ -7,6 +7,7 @@
  * scraping the fake services every second. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -923,6 +924,73 @@ static int free_port(void) {
 
 static int have_prometheus(void) { return system("command -v prometheus >/dev/null 2>&1") == 0; }
 
+/* Every query of the shipped Grafana dashboard runs on a real Prometheus
+ * that scrapes the services with the shipped rules loaded: each one parses
+ * and evaluates, the rules are healthy, and each panel on the services'
+ * metrics (which the fake services export) has data. */
+static void check_dashboard_queries(const char *url) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/deploy/grafana/driftpilot-dashboard.json", DP_SOURCE_DIR);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    EXPECT_MSG(root != NULL, "%s: line %d: %s", path, je.line, je.text);
+    if (!root) return;
+    /* the recording rules run every 15 s: wait for their first round */
+    double t_end = dp_time_mono() + 40;
+    for (;;) {
+        PromqlResult r = {0};
+        DpError e = {0};
+        int have = promql_query(url, "dp_target:predict_latency_seconds:mean1m", 0, &r, &e) == DP_OK &&
+                   r.n_series > 0;
+        promql_result_free(&r);
+        if (have || dp_time_mono() > t_end) break;
+        dp_sleep(1);
+    }
+    int n_expr = 0, n_serve = 0;
+    size_t i, j;
+    json_t *panel, *target;
+    json_array_foreach(json_object_get(root, "panels"), i, panel) {
+        json_array_foreach(json_object_get(panel, "targets"), j, target) {
+            const char *expr = json_string_value(json_object_get(target, "expr"));
+            if (!expr) continue;
+            /* Grafana's range variable, as a dashboard over the last 5 minutes sets it */
+            char q[1000] = "";
+            for (const char *p = expr; *p && strlen(q) < sizeof q - 8; p++) {
+                if (!strncmp(p, "$__range", 8)) strcat(q, "5m"), p += 7;
+                else strncat(q, p, 1);
+            }
+            PromqlResult r = {0};
+            DpError err = {0};
+            DpStatus st = promql_query(url, q, 0, &r, &err);
+            EXPECT_MSG(st == DP_OK, "dashboard panel '%s': %s: %s",
+                       json_string_value(json_object_get(panel, "title")), q, err.msg);
+            n_expr++;
+            if (st == DP_OK && (strstr(q, "job=\"driftpilot-serve\"") || strstr(q, "dp_target:"))) {
+                EXPECT_MSG(r.n_series >= 1, "dashboard panel '%s': %s: no series",
+                           json_string_value(json_object_get(panel, "title")), q);
+                n_serve++;
+            }
+            promql_result_free(&r);
+        }
+    }
+    json_decref(root);
+    fprintf(stderr, "  dashboard: %d queries ran, %d on the services had data\n", n_expr, n_serve);
+    EXPECT(n_expr >= 20);
+    EXPECT(n_serve >= 8);
+    /* the recording and alert rules loaded and evaluate without error */
+    char rules_url[300];
+    snprintf(rules_url, sizeof rules_url, "%s/api/v1/rules", url);
+    char *body = NULL;
+    int code = 0;
+    DpError err = {0};
+    EXPECT_MSG(metrics_http_get(rules_url, 10, &body, NULL, &code, &err) == DP_OK, "%s", err.msg);
+    EXPECT_EQ_INT(code, 200);
+    EXPECT(body && strstr(body, "dp_target:predict_latency_seconds:mean1m"));
+    EXPECT(body && strstr(body, "\"type\":\"alerting\""));
+    EXPECT_MSG(body && !strstr(body, "\"health\":\"err\""), "a rule failed: %.400s", body ? body : "");
+    free(body);
+}
+
 static void test_prometheus_matches_direct(void) {
     if (!have_prometheus()) {
         const char *skip = getenv("DP_ALLOW_SKIP");
@@ -942,7 +1010,12 @@ static void test_prometheus_matches_direct(void) {
     DpError err = {0};
     /* the generated scrape config, every second */
     DpBuf y = DP_BUF_INIT;
-    ControlPromConfigOptions po = {.scrape_interval_s = 1};
+    /* with the shipped rules, so the dashboard's recorded series exist */
+    char rec[600], alert[600];
+    snprintf(rec, sizeof rec, "%s/deploy/prometheus/recording-rules.yml", DP_SOURCE_DIR);
+    snprintf(alert, sizeof alert, "%s/deploy/prometheus/alert-rules.yml", DP_SOURCE_DIR);
+    const char *const rules[] = {rec, alert, NULL};
+    ControlPromConfigOptions po = {.scrape_interval_s = 1, .rule_files = rules};
     REQUIRE(control_prometheus_config(&fx.dc, &po, &y, &err) == DP_OK);
     char cfg[400], data[400], cmd[1400];
     snprintf(cfg, sizeof cfg, "%s/prometheus.yml", fx.dir);
@@ -1001,6 +1074,7 @@ static void test_prometheus_matches_direct(void) {
     EXPECT_NEAR(op.f1, od.f1, 1e-9);
     EXPECT_NEAR(op.queue, od.queue, 1e-9);
     EXPECT_NEAR(od.accuracy, 0.62, 1e-9);
+    check_dashboard_queries(prom.deploy.metrics.prometheus_url);
 
     /* the same history, from range queries, in the replay CSV format */
     char csv[400];

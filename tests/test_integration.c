@@ -274,16 +274,22 @@ static void check_calibration(const char *out) {
     json_decref(root);
 }
 
+/* The config, results, stdout and stderr paths of one experiment run
+ * (each buffer 700 bytes). */
+static void exp_paths(const char *tag, char *cfg, char *out, char *so, char *se) {
+    snprintf(cfg, 700, "%s/exp-%s.toml", g_tmp, tag);
+    snprintf(out, 700, "%s/results-%s", g_tmp, tag);
+    snprintf(so, 700, "%s/%s.stdout", g_tmp, tag);
+    snprintf(se, 700, "%s/%s.stderr", g_tmp, tag);
+}
+
 static void test_one_minute_experiment(void) {
     setup();
     REQUIRE_BINARY(DP_BINARY);
     REQUIRE(g_ready);
     REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
     char cfg[700], out[700], so[700], se[700];
-    snprintf(cfg, sizeof cfg, "%s/exp.toml", g_tmp);
-    snprintf(out, sizeof out, "%s/results", g_tmp);
-    snprintf(so, sizeof so, "%s/exp.stdout", g_tmp);
-    snprintf(se, sizeof se, "%s/exp.stderr", g_tmp);
+    exp_paths("minute", cfg, out, so, se);
     write_config(cfg, "1h");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
                     g_policy, "--out", out, NULL};
@@ -363,10 +369,7 @@ static void test_interrupt_stops_everything(void) {
     REQUIRE(g_ready);
     REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
     char cfg[700], out[700], so[700], se[700];
-    snprintf(cfg, sizeof cfg, "%s/exp-long.toml", g_tmp);
-    snprintf(out, sizeof out, "%s/results-int", g_tmp);
-    snprintf(so, sizeof so, "%s/int.stdout", g_tmp);
-    snprintf(se, sizeof se, "%s/int.stderr", g_tmp);
+    exp_paths("interrupt", cfg, out, so, se);
     write_config(cfg, "4h");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
                     g_policy, "--out", out, NULL};
@@ -404,10 +407,8 @@ static void test_failed_service_is_named(void) {
     REQUIRE(f != NULL);
     fputs("{\"model_type\": \"not-gpt2\"}\n", f);
     fclose(f);
-    snprintf(cfg, sizeof cfg, "%s/exp.toml", g_tmp);
-    snprintf(out, sizeof out, "%s/results-bad", g_tmp);
-    snprintf(so, sizeof so, "%s/bad.stdout", g_tmp);
-    snprintf(se, sizeof se, "%s/bad.stderr", g_tmp);
+    exp_paths("bad", cfg, out, so, se);
+    write_config(cfg, "1h");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", bad, "--policy",
                     g_policy, "--out", out, NULL};
     pid_t pid = spawn(argv, so, se);
@@ -452,10 +453,7 @@ static void test_outage_experiment(void) {
     REQUIRE(g_ready);
     REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
     char cfg[700], out[700], so[700], se[700];
-    snprintf(cfg, sizeof cfg, "%s/exp-outage.toml", g_tmp);
-    snprintf(out, sizeof out, "%s/results-outage", g_tmp);
-    snprintf(so, sizeof so, "%s/outage.stdout", g_tmp);
-    snprintf(se, sizeof se, "%s/outage.stderr", g_tmp);
+    exp_paths("outage", cfg, out, so, se);
     write_config_scenario(cfg, "outage", "1h");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
                     g_policy, "--out", out, "--pipelines", "static-15m", NULL};

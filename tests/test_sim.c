@@ -423,7 +423,7 @@ static void put_file(const char *dir, const char *rel, const char *text) {
 
 /* An experiment's results directory made up with a known truth: jobs of 60
  * and 120 wall seconds at 60x, one report with accuracy 0.41 -> 0.644, and a
- * run served by aws until scenario second 1800 and azure after it, at three
+ * run served by aws until scenario second 2400 and azure after it, at three
  * rates each with latency = distance + service / (1 - rate / capacity). */
 static void test_calibrate_experiment(void) {
     char dir[] = "/tmp/dp-test-cal-XXXXXX";
@@ -443,7 +443,7 @@ static void test_calibrate_experiment(void) {
              " \"after\": {\"heldout\": {\"exact_match\": 0.644}}}}\n");
     put_file(dir, "deployments.csv",
              "pipeline,repeat,run_id,ts,scenario_s,target,version,previous_version,kind\n"
-             "p,0,p-r1,0,1800,azure,v000002,v000001,deploy\n"
+             "p,0,p-r1,0,2400,azure,v000002,v000001,deploy\n"
              "q,0,q-r1,0,0,aws,v000002,v000001,deploy\n");
     /* three 10-s windows per target at 10, 20, 30 requests/s */
     size_t cap = 1 << 20, len = 0;
@@ -453,9 +453,11 @@ static void test_calibrate_experiment(void) {
                             "seq,intended_s,sent_s,scenario_s,target,latency_ms,service_ms,status,"
                             "error,model_version,kind,exact_match,feedback\n");
     int seq = 0;
-    for (int w = 0; w < 6; w++) {
-        int rate = 10 * (w % 3 + 1);
-        double d = w < 3 ? 30 : 20, sv = w < 3 ? 50 : 60, c = w < 3 ? 40 : 50;
+    /* windows 0 and 7 (the run's first and last, at a misleading 5/s) are
+     * left out of the fit as partial */
+    for (int w = 0; w < 8; w++) {
+        int rate = w == 0 || w == 7 ? 5 : 10 * ((w - 1) % 3 + 1);
+        double d = w < 4 ? 30 : 20, sv = w < 4 ? 50 : 60, c = w < 4 ? 40 : 50;
         double lat = d + sv / (1 - rate / c);
         for (int i = 0; i < rate * 10; i++) {
             double t = w * 10 + (i + 0.5) / rate;
@@ -486,6 +488,34 @@ static void test_calibrate_experiment(void) {
     EXPECT_NEAR(cfg.targets[1].capacity_rps, 50, 1.0);
     EXPECT_NEAR(cfg.targets[1].distance_ms, 20, 2);
     EXPECT_NEAR(cfg.targets[1].service_ms, 60, 2);
+    /* one load level (every window at 20/s, aws 100 ms): only the level is
+     * fitted, the config's curve scaled to it */
+    {
+        char *r2 = malloc(1 << 20);
+        REQUIRE(r2);
+        size_t l2 = (size_t)snprintf(r2, 1 << 20,
+                                     "seq,intended_s,sent_s,scenario_s,target,latency_ms,service_ms,"
+                                     "status,error,model_version,kind,exact_match,feedback\n");
+        for (int i = 0; i < 20 * 60; i++) {
+            double t = (i + 0.5) / 20;
+            l2 += (size_t)snprintf(r2 + l2, (1 << 20) - l2, "%d,%.4f,%.4f,%.2f,u,100,100,200,,v1,fact,1,0\n",
+                                   i, t, t, t);
+        }
+        put_file(dir, "work/r1/p/requests.csv", r2);
+        free(r2);
+        put_file(dir, "deployments.csv", "pipeline,repeat,run_id,ts,scenario_s,target,version,previous_version,kind\n");
+        sim_config_default(&cfg);
+        SimTarget before = cfg.targets[0];
+        REQUIRE(sim_calibrate_experiment(&cfg, dir, 0, &cal, &err) == DP_OK);
+        EXPECT_EQ_INT(cal.fitted_latency[0], 2);
+        EXPECT_EQ_INT(cal.fitted_latency[1], 0);
+        double f = cfg.targets[0].distance_ms / before.distance_ms;
+        EXPECT_NEAR(cfg.targets[0].service_ms / before.service_ms, f, 1e-9);
+        EXPECT_NEAR(cfg.targets[0].capacity_rps, before.capacity_rps, 0);
+        EXPECT_NEAR(cfg.targets[0].distance_ms + cfg.targets[0].service_ms / (1 - 20 / cfg.targets[0].capacity_rps),
+                    100, 1e-6);
+        EXPECT_NEAR(cal.latency_rmse[0], 0, 1e-6);
+    }
     /* an explicit scale wins over the configs */
     sim_config_default(&cfg);
     REQUIRE(sim_calibrate_experiment(&cfg, dir, 30, &cal, &err) == DP_OK);

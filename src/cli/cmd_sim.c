@@ -113,9 +113,10 @@ static int sub_calibrate(int argc, char **argv) {
     printf("coverage %.4f\n", cfg.model.coverage);
     for (int k = 0; k < cfg.n_targets; k++) {
         const SimTarget *t = &cfg.targets[k];
+        static const char *how[3] = {" (unchanged)", " (fitted", " (level only: the config's curve scaled to the mean"};
         printf("%-8s speed %.4f%s  distance %.2f ms  service %.2f ms  capacity %.1f req/s%s", t->name,
                t->speed, cal.fitted_speed[k] > 0 ? " (fitted)" : " (unchanged)", t->distance_ms,
-               t->service_ms, t->capacity_rps, cal.fitted_latency[k] ? " (fitted" : " (unchanged)");
+               t->service_ms, t->capacity_rps, how[cal.fitted_latency[k]]);
         if (cal.fitted_latency[k]) printf(", rmse %.2f ms)", cal.latency_rmse[k]);
         printf("\n");
     }

@@ -388,7 +388,7 @@ typedef struct {
     double coverage;         /* fitted, or unchanged */
     double fitted_speed[SIM_MAX_TARGETS];
     double latency_rmse[SIM_MAX_TARGETS];
-    int fitted_latency[SIM_MAX_TARGETS];
+    int fitted_latency[SIM_MAX_TARGETS]; /* 0 unchanged, 1 curve fitted, 2 level only (one load) */
     double time_scale;       /* experiment only: scenario seconds per wall second used */
 } SimCalibration;
 

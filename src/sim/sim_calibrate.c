@@ -6,11 +6,14 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CAL_WINDOW_S 10.0
+/* the highest load must be this many times the lowest to fit the curve */
+#define SIM_CAL_MIN_RATE_SPREAD 1.5
 
 typedef struct {
     double sum_d[SIM_MAX_TARGETS];
@@ -213,25 +216,62 @@ static DpStatus lat_fit(SimConfig *cfg, const LatAcc *acc, SimCalibration *out, 
         for (int b = 0; b < nb; b++) {
             const LatBin *lb = &acc->bins[b];
             if (lb->target != k || lb->n_ok == 0) continue;
+            /* a run's first and last windows are partly empty: their rate
+             * would read as a lower load than the run had */
+            long lo = LONG_MAX, hi = LONG_MIN;
+            for (int j = 0; j < nb; j++)
+                if (acc->bins[j].run == lb->run) {
+                    if (acc->bins[j].window < lo) lo = acc->bins[j].window;
+                    if (acc->bins[j].window > hi) hi = acc->bins[j].window;
+                }
+            if (hi - lo >= 4 && (lb->window == lo || lb->window == hi)) continue;
             ls[n] = lb->count / CAL_WINDOW_S;
             ys[n] = lb->sum_lat / lb->n_ok;
             if (ls[n] > max_rate) max_rate = ls[n];
             n++;
         }
         if (n < 3) continue;
+        double min_rate = INFINITY;
+        for (int i = 0; i < n; i++) min_rate = fmin(min_rate, ls[i]);
         double best = INFINITY, bd = 0, bs = 0, bc = 0;
-        for (int g = 0; g < 400; g++) {
-            double c = max_rate * 1.01 * pow(50.0, g / 399.0);
-            for (int i = 0; i < n; i++) xs[i] = 1 / (1 - ls[i] / c);
-            double a, sl;
-            double sse = fit_line(xs, ys, n, &a, &sl);
-            if (sse < best) best = sse, bd = a, bs = sl, bc = c;
+        /* The curve's shape needs loads that differ; at one load level (a
+         * live run at a steady rate) distance, service and capacity cannot
+         * be told apart, so only the level is fitted below. */
+        if (max_rate >= SIM_CAL_MIN_RATE_SPREAD * min_rate) {
+            for (int g = 0; g < 400; g++) {
+                double c = max_rate * 1.01 * pow(50.0, g / 399.0);
+                for (int i = 0; i < n; i++) xs[i] = 1 / (1 - ls[i] / c);
+                double a, sl;
+                double sse = fit_line(xs, ys, n, &a, &sl);
+                if (sse < best) best = sse, bd = a, bs = sl, bc = c;
+            }
         }
-        if (bs <= 0) continue;
-        cfg->targets[k].distance_ms = bd;
-        cfg->targets[k].service_ms = bs;
-        cfg->targets[k].capacity_rps = bc;
-        out->fitted_latency[k] = 1;
+        SimTarget *tg = &cfg->targets[k];
+        if (bs > 0) {
+            tg->distance_ms = bd;
+            tg->service_ms = bs;
+            tg->capacity_rps = bc;
+            out->fitted_latency[k] = 1;
+        } else {
+            /* the config's curve scaled (distance and service alike) to the
+             * mean latency seen, capacity kept above the highest load */
+            if (tg->capacity_rps <= max_rate * 1.01) tg->capacity_rps = max_rate * 2;
+            double model = 0, seen = 0;
+            for (int i = 0; i < n; i++) {
+                model += tg->distance_ms + tg->service_ms / (1 - ls[i] / tg->capacity_rps);
+                seen += ys[i];
+            }
+            if (model <= 0) continue;
+            double f = seen / model;
+            tg->distance_ms *= f;
+            tg->service_ms *= f;
+            best = 0;
+            for (int i = 0; i < n; i++) {
+                double r = ys[i] - (tg->distance_ms + tg->service_ms / (1 - ls[i] / tg->capacity_rps));
+                best += r * r;
+            }
+            out->fitted_latency[k] = 2;
+        }
         out->latency_rmse[k] = sqrt(best / n);
         out->n_latency_points += n;
     }

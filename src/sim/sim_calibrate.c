@@ -198,6 +198,11 @@ static DpStatus lat_add(LatAcc *acc, int run, int k, double time, int ok, double
     return DP_OK;
 }
 
+/* The simulator's latency curve at a load (requests/s). */
+static double lat_curve_ms(const SimTarget *t, double rate) {
+    return t->distance_ms + t->service_ms / (1 - rate / t->capacity_rps);
+}
+
 /* latency = distance + service / (1 - rate / capacity) per target: a grid
  * over capacity and linear least squares for (distance, service). */
 static DpStatus lat_fit(SimConfig *cfg, const LatAcc *acc, SimCalibration *out, DpError *err) {
@@ -205,26 +210,30 @@ static DpStatus lat_fit(SimConfig *cfg, const LatAcc *acc, SimCalibration *out, 
     double *xs = dp_calloc((size_t)nb + 1, sizeof(double));
     double *ys = dp_calloc((size_t)nb + 1, sizeof(double));
     double *ls = dp_calloc((size_t)nb + 1, sizeof(double));
+    char *partial = dp_calloc((size_t)nb + 1, 1);
     DpStatus st = DP_OK;
-    if (!xs || !ys || !ls) {
+    if (!xs || !ys || !ls || !partial) {
         st = dp_fail(err, DP_ERR_NOMEM, "latency fit");
         goto out;
+    }
+    /* a run's first and last windows are partly empty: their rate would
+     * read as a lower load than the run had (kept when a run is too short
+     * to spare them) */
+    for (int b = 0; b < nb; b++) {
+        long lo = LONG_MAX, hi = LONG_MIN;
+        for (int j = 0; j < nb; j++)
+            if (acc->bins[j].run == acc->bins[b].run) {
+                if (acc->bins[j].window < lo) lo = acc->bins[j].window;
+                if (acc->bins[j].window > hi) hi = acc->bins[j].window;
+            }
+        partial[b] = hi - lo >= 4 && (acc->bins[b].window == lo || acc->bins[b].window == hi);
     }
     for (int k = 0; k < cfg->n_targets; k++) {
         int n = 0;
         double max_rate = 0;
         for (int b = 0; b < nb; b++) {
             const LatBin *lb = &acc->bins[b];
-            if (lb->target != k || lb->n_ok == 0) continue;
-            /* a run's first and last windows are partly empty: their rate
-             * would read as a lower load than the run had */
-            long lo = LONG_MAX, hi = LONG_MIN;
-            for (int j = 0; j < nb; j++)
-                if (acc->bins[j].run == lb->run) {
-                    if (acc->bins[j].window < lo) lo = acc->bins[j].window;
-                    if (acc->bins[j].window > hi) hi = acc->bins[j].window;
-                }
-            if (hi - lo >= 4 && (lb->window == lo || lb->window == hi)) continue;
+            if (lb->target != k || lb->n_ok == 0 || partial[b]) continue;
             ls[n] = lb->count / CAL_WINDOW_S;
             ys[n] = lb->sum_lat / lb->n_ok;
             if (ls[n] > max_rate) max_rate = ls[n];
@@ -258,7 +267,7 @@ static DpStatus lat_fit(SimConfig *cfg, const LatAcc *acc, SimCalibration *out, 
             if (tg->capacity_rps <= max_rate * 1.01) tg->capacity_rps = max_rate * 2;
             double model = 0, seen = 0;
             for (int i = 0; i < n; i++) {
-                model += tg->distance_ms + tg->service_ms / (1 - ls[i] / tg->capacity_rps);
+                model += lat_curve_ms(tg, ls[i]);
                 seen += ys[i];
             }
             if (model <= 0) continue;
@@ -267,7 +276,7 @@ static DpStatus lat_fit(SimConfig *cfg, const LatAcc *acc, SimCalibration *out, 
             tg->service_ms *= f;
             best = 0;
             for (int i = 0; i < n; i++) {
-                double r = ys[i] - (tg->distance_ms + tg->service_ms / (1 - ls[i] / tg->capacity_rps));
+                double r = ys[i] - lat_curve_ms(tg, ls[i]);
                 best += r * r;
             }
             out->fitted_latency[k] = 2;
@@ -279,6 +288,7 @@ out:
     free(xs);
     free(ys);
     free(ls);
+    free(partial);
     return st;
 }
 

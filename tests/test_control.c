@@ -549,6 +549,43 @@ static void test_switch_target_via_router(void) {
     fix_free(&fx);
 }
 
+/* actions = "pairs": a policy trains on azure and the model serves on aws,
+ * where traffic already is (no switch, azure keeps its version). */
+static void test_train_elsewhere_serve_here(void) {
+    Fix fx;
+    REQUIRE(fix_init(&fx, "ok", 0.05, 0.7) == 0);
+    snprintf(fx.cc.deploy.policy.actions, sizeof fx.cc.deploy.policy.actions, "pairs");
+    fx.cc.deploy.targets[1].retrain_cost = 0.038;
+    snprintf(fx.cc.policy_spec, sizeof fx.cc.policy_spec, "static:100m:azure");
+    Control *c = NULL;
+    DpError err = {0};
+    REQUIRE(control_create(&fx.cc, &c, &err) == DP_OK);
+    ControlStepInfo info;
+    REQUIRE(control_step(c, &info, &err) == DP_OK);
+    EXPECT_EQ_INT(info.executed, 1);
+    EXPECT_STREQ(info.action_name, "retrain@azure+deploy@aws");
+    EXPECT_NEAR(info.obs.accuracy_mean, 0.7, 1e-9); /* one reading so far */
+    EXPECT(strstr(info.reason, "to serve on aws") != NULL);
+    EXPECT(control_wait_idle(c, 20));
+    EXPECT_EQ_INT(control_serving(c), 0);
+    EXPECT_STREQ(fx.svc[0].version, "v000002");
+    EXPECT_EQ_INT(fx.svc[1].reloads, 0);
+    char v[REGISTRY_ID_MAX];
+    current(&fx, "aws", v);
+    EXPECT_STREQ(v, "v000002");
+    current(&fx, "azure", v);
+    EXPECT_STREQ(v, "v000001");
+    /* the job ran, and was charged, on azure */
+    EXPECT_NEAR(own_metric(c, "driftpilot_cost_total", "target", "azure"), 0.038, 1e-12);
+    EXPECT_NEAR(own_metric(c, "driftpilot_cost_total", "target", "aws"), 0, 0);
+    control_destroy(c);
+    Jobs J;
+    read_store(&fx, &J, NULL, NULL);
+    EXPECT_EQ_INT(J.n, 1);
+    EXPECT_STREQ(J.target[0], "azure");
+    fix_free(&fx);
+}
+
 typedef struct {
     double aws;
     int64_t n;
@@ -1181,6 +1218,7 @@ int main(int argc, char **argv) {
         TEST_CASE(test_config_errors),
         TEST_CASE(test_execute_and_record),
         TEST_CASE(test_switch_target_via_router),
+        TEST_CASE(test_train_elsewhere_serve_here),
         TEST_CASE(test_costs_add_up),
         TEST_CASE(test_failed_and_hung_jobs),
         TEST_CASE(test_killed_target_and_stale),

@@ -85,6 +85,7 @@ static void test_config_good(void) {
     EXPECT_STREQ(g->memory_limit, "8Gi");
     EXPECT_STREQ(cfg.policy.kind, "ppo");
     EXPECT_STREQ(cfg.policy.file, "policies/ppo.bin");
+    EXPECT_STREQ(cfg.policy.actions, "targets"); /* the default */
     EXPECT_EQ_INT(cfg.policy.seed, 7);
     EXPECT_NEAR(cfg.reward.latency_slo_ms, 150, 0);
     EXPECT_NEAR(cfg.control.decision_interval_s, 60, 0);
@@ -152,6 +153,7 @@ static void test_config_bad(void) {
         {"[control]\ndecision_interval = 60s\n", "bad.toml:2: expected a value, got \"60s\" (strings need quotes)"},
         {"[policy]\nkind = \"greedy\"\n", "bad.toml:2: policy.kind: expected one of static|threshold"},
         {"[policy]\nkind = \"ppo\"\n", "policy.file: required when kind = \"ppo\""},
+        {"[policy]\nactions = \"steps\"\n", "bad.toml:2: policy.actions: expected one of targets|pairs, got \"steps\""},
         {"[metrics]\nsource = \"prometheus\"\n", "metrics.prometheus_url: required"},
         {"[router]\nemulate_distance = 1\n", "bad.toml:2: router.emulate_distance: expected true or false, got 1"},
         {"[router]\nactive = \"nowhere\"\n", "router.active: no target named \"nowhere\""},
@@ -176,6 +178,8 @@ static void test_config_bad(void) {
     /* Arrays of scalars, escapes and comments are fine where they are allowed. */
     DeployConfig cfg;
     DpError err = {0};
+    EXPECT(deploy_config_parse("[policy]\nactions = \"pairs\"\n", "ok.toml", &cfg, &err) == DP_OK);
+    EXPECT_STREQ(cfg.policy.actions, "pairs");
     DpStatus st = deploy_config_parse(
         "# c\n[policy] # trailing\nkind = 'static' # literal string\nfile = \"a\\\"b\\u00e9\"\n",
         "ok.toml", &cfg, &err);

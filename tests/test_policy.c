@@ -132,6 +132,22 @@ static void test_static(void) {
     policy_destroy(p);
     EXPECT(policy_from_spec("static:15m:gcp", &cfg, &p, &err) != DP_OK);
     EXPECT(policy_from_spec("bogus", &cfg, &p, &err) != DP_OK);
+    /* with the pairs action set a heuristic trains where it chose and keeps
+     * serving where it serves (elsewhere only if that target is down) */
+    cfg.action_set = SIM_ACTIONS_PAIRS;
+    REQUIRE(policy_from_spec("static:30m:cheapest", &cfg, &p, &err) == DP_OK);
+    policy_reset(p);
+    o = obs_at(0, 0.8);
+    o.serving_target = 0;
+    EXPECT_EQ_INT(policy_decide(p, &o), 1 + 1 * 2 + 0); /* train on azure, serve on aws */
+    o = obs_at(1800, 0.8);
+    o.serving_target = 1;
+    EXPECT_EQ_INT(policy_decide(p, &o), 1 + 1 * 2 + 1); /* train on azure, serve on azure */
+    o = obs_at(3600, 0.8);
+    o.serving_target = 0;
+    o.up[0] = 0;
+    EXPECT_EQ_INT(policy_decide(p, &o), 1 + 1 * 2 + 1); /* aws down: serve where it trained */
+    policy_destroy(p);
 }
 
 static void test_threshold(void) {
@@ -233,44 +249,49 @@ static double brute_force(const SimConfig *cfg, const SimEpisode *ep, int *best_
     return best;
 }
 
+/* The oracle against exhaustive search: 16 short episodes with the study's
+ * action set (3^8 sequences each) and 8 with the pairs set (5^7 each). */
 static void test_oracle_brute_force(void) {
     const char *scenarios[4] = {"gradual", "outage", "price-change", "sudden"};
-    for (int sc = 0; sc < 4; sc++)
-        for (uint64_t seed = 1; seed <= 4; seed++) {
-            SimConfig cfg;
-            sim_config_default(&cfg);
-            DpError err = {0};
-            REQUIRE(sim_scenario_apply(&cfg, scenarios[sc], &err) == DP_OK);
-            /* 8 decisions of 10 minutes; jobs of 1-3 steps; strong drift */
-            cfg.interval_s = 600;
-            cfg.duration_s = 8 * 600;
-            cfg.model.gpu_hours = 0.25;
-            cfg.drift.rate_per_hour = 1.0;
-            cfg.drift.background_per_hour = 0.3;
-            cfg.drift.sudden_lo_s = 600;
-            cfg.drift.sudden_hi_s = 3000;
-            cfg.outage_lo_s = 600;
-            cfg.outage_hi_s = 2400;
-            cfg.outage_len_s = 1500;
-            cfg.price_change_at_s = 2400;
-            cfg.reward.quality_unit_s = 600 * (1 + (double)seed); /* vary the trade-off */
-            cfg.reward.slo_ms = 120;
-            SimEpisode ep = {0};
-            REQUIRE(sim_episode_draw(&cfg, seed, &ep, &err) == DP_OK);
-            int plan[8], bf_seq[8];
-            double v = 0;
-            REQUIRE(policy_oracle_plan(&cfg, &ep, plan, &v, &err) == DP_OK);
-            double bf = brute_force(&cfg, &ep, bf_seq);
-            EXPECT_MSG(fabs(v - bf) < 1e-9, "%s seed %d: dp %.12f brute %.12f", scenarios[sc],
-                       (int)seed, v, bf);
-            /* the plan achieves its value in the simulator */
-            SimRun run;
-            sim_run_reset(&run, &cfg, &ep);
-            SimStepInfo info;
-            for (int t = 0; t < 8; t++) sim_run_step(&run, plan[t], &info);
-            EXPECT_NEAR(run.total_reward, v, 1e-9);
-            sim_episode_free(&ep);
-        }
+    for (int pairs = 0; pairs < 2; pairs++)
+        for (int sc = 0; sc < 4; sc++)
+            for (uint64_t seed = 1; seed <= (pairs ? 2u : 4u); seed++) {
+                SimConfig cfg;
+                sim_config_default(&cfg);
+                DpError err = {0};
+                REQUIRE(sim_scenario_apply(&cfg, scenarios[sc], &err) == DP_OK);
+                int T = pairs ? 7 : 8;
+                cfg.action_set = pairs ? SIM_ACTIONS_PAIRS : SIM_ACTIONS_TARGETS;
+                /* decisions of 10 minutes; jobs of 1-3 steps; strong drift */
+                cfg.interval_s = 600;
+                cfg.duration_s = T * 600;
+                cfg.model.gpu_hours = 0.25;
+                cfg.drift.rate_per_hour = 1.0;
+                cfg.drift.background_per_hour = 0.3;
+                cfg.drift.sudden_lo_s = 600;
+                cfg.drift.sudden_hi_s = 3000;
+                cfg.outage_lo_s = 600;
+                cfg.outage_hi_s = 2400;
+                cfg.outage_len_s = 1500;
+                cfg.price_change_at_s = 2400;
+                cfg.reward.quality_unit_s = 600 * (1 + (double)seed); /* vary the trade-off */
+                cfg.reward.slo_ms = 120;
+                SimEpisode ep = {0};
+                REQUIRE(sim_episode_draw(&cfg, seed, &ep, &err) == DP_OK);
+                int plan[8], bf_seq[8];
+                double v = 0;
+                REQUIRE(policy_oracle_plan(&cfg, &ep, plan, &v, &err) == DP_OK);
+                double bf = brute_force(&cfg, &ep, bf_seq);
+                EXPECT_MSG(fabs(v - bf) < 1e-9, "%s %s seed %d: dp %.12f brute %.12f",
+                           pairs ? "pairs" : "targets", scenarios[sc], (int)seed, v, bf);
+                /* the plan achieves its value in the simulator */
+                SimRun run;
+                sim_run_reset(&run, &cfg, &ep);
+                SimStepInfo info;
+                for (int t = 0; t < T; t++) sim_run_step(&run, plan[t], &info);
+                EXPECT_NEAR(run.total_reward, v, 1e-9);
+                sim_episode_free(&ep);
+            }
 }
 
 static void test_oracle_beats_heuristics(void) {
@@ -325,7 +346,7 @@ static void test_ppo_beats_static(void) {
     rc.seed_offset = 1ULL << 60;
     RlEnv *env = NULL;
     REQUIRE(rl_env_create("retrain-sim", 8, 5, &rc, &env, &err) == DP_OK);
-    EXPECT_EQ_INT(env->obs_dim, 15);
+    EXPECT_EQ_INT(env->obs_dim, 16);
     EXPECT_EQ_INT(env->n_actions, 3);
     PpoConfig pc;
     ppo_config_default(&pc);
@@ -404,6 +425,40 @@ static void test_simulate_cli(void) {
     EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     st = system(DP_BINARY " sim train-policy --out /dev/null --ent-coef -1 >/dev/null 2>&1");
     EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    st = system(DP_BINARY " sim train-policy --out /dev/null --runs 2 --replay x.csv >/dev/null 2>&1");
+    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    /* selection: two short runs, each scored on validation episodes, the
+     * better one renamed onto --out and the other removed */
+    char dir[] = "/tmp/dp_test_select_XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char cmd[1024], path[256];
+    snprintf(cmd, sizeof cmd,
+             DP_BINARY " sim train-policy --config " DP_SOURCE_DIR "/configs/sim/pairs.json"
+             " --scenarios steady,gradual --steps 4096 --envs 4 --runs 2 --out %s/p.bin 2>%s/log",
+             dir, dir);
+    EXPECT_EQ_INT(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/p.bin", dir);
+    EXPECT(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/p.bin.run1.tmp", dir);
+    EXPECT(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/p.bin.run2.tmp", dir);
+    EXPECT(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/log", dir);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    EXPECT(strstr(buf, "run 2/2 (seed 2") != NULL);
+    EXPECT(strstr(buf, "worst margin over the best heuristic") != NULL);
+    EXPECT(strstr(buf, "kept run ") != NULL);
+    /* the kept policy acts in the pairs action set */
+    snprintf(cmd, sizeof cmd,
+             DP_BINARY " simulate --config " DP_SOURCE_DIR "/configs/sim/pairs.json --scenario steady"
+             " --seeds 2 --ppo %s/p.bin --json >/dev/null 2>&1", dir);
+    EXPECT_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    EXPECT_EQ_INT(system(cmd), 0);
 }
 
 TEST_MAIN(TEST_CASE(test_page_hinkley), TEST_CASE(test_adwin), TEST_CASE(test_static),

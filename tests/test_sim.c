@@ -24,6 +24,7 @@ static SimObservation sample_obs(void) {
     o.since_retrain_s = 1800;
     o.queue = 2.5;
     o.job_running = 1;
+    o.accuracy_mean = 0.72;
     o.n_targets = 2;
     o.price[0] = 0.045;
     o.price[1] = 0.038;
@@ -36,18 +37,20 @@ static void test_state_vector(void) {
     SimObservation o = sample_obs();
     float s[SIM_STATE_MAX];
     EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_PAPER, 2), 6);
-    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, 2), 15);
-    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, 3), 17);
+    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, 2), 16);
+    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, 3), 18);
+    EXPECT_EQ_INT(sim_state_dim(SIM_PROFILE_EXTENDED, SIM_MAX_TARGETS), SIM_STATE_MAX);
     sim_state_build(SIM_PROFILE_PAPER, &o, s);
     float want[6] = {0.5f, 0.4f, 0.2f, 0.122f, 0.7f, 0.4f};
     for (int i = 0; i < 6; i++) EXPECT_NEAR(s[i], want[i], 1e-6);
     sim_state_build(SIM_PROFILE_EXTENDED, &o, s);
-    float want2[15] = {0.5f, 0.4f, 0.2f, 0.122f, 0.7f, 0.4f, 0.78f, 0.8f, 0.5f, 0.25f, 1,
-                       0.45f, 0.38f, 1, 0};
-    for (int i = 0; i < 15; i++) EXPECT_NEAR(s[i], want2[i], 1e-6);
+    float want2[16] = {0.5f, 0.4f, 0.2f, 0.122f, 0.7f, 0.4f, 0.78f, 0.8f, 0.5f, 0.25f, 1,
+                       0.72f, 0.45f, 0.38f, 1, 0};
+    for (int i = 0; i < 16; i++) EXPECT_NEAR(s[i], want2[i], 1e-6);
     char buf[32];
-    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 12, buf, sizeof buf), "price1_x10");
-    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 14, buf, sizeof buf), "up1");
+    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 11, buf, sizeof buf), "accuracy_mean");
+    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 13, buf, sizeof buf), "price1_x10");
+    EXPECT_STREQ(sim_state_feature_name(SIM_PROFILE_EXTENDED, 2, 15, buf, sizeof buf), "up1");
 }
 
 static void test_actions(void) {
@@ -67,13 +70,25 @@ static void test_actions(void) {
     EXPECT(!d.retrain && d.redeploy);
     d = sim_action_decode(SIM_ACTIONS_STEPS, 1, 3);
     EXPECT(d.retrain && d.redeploy);
-    for (int set = 0; set < 2; set++)
+    /* where to train and where to serve apart: 1 + k K + j */
+    EXPECT_EQ_INT(sim_action_count(SIM_ACTIONS_PAIRS, 2), 5);
+    d = sim_action_decode(SIM_ACTIONS_PAIRS, 2, 3);
+    EXPECT(d.retrain && d.redeploy && d.target == 1 && d.deploy_target == 0);
+    d = sim_action_decode(SIM_ACTIONS_PAIRS, 2, 2);
+    EXPECT(d.target == 0 && d.deploy_target == 1);
+    d = sim_action_decode(SIM_ACTIONS_TARGETS, 2, 2);
+    EXPECT_EQ_INT(d.deploy_target, 1);
+    SimDecision same = {.retrain = 1, .redeploy = 1, .target = 1, .deploy_target = -1};
+    EXPECT_EQ_INT(sim_action_encode(SIM_ACTIONS_PAIRS, 2, same), 4); /* serve where it trains */
+    for (int set = 0; set < 3; set++)
         for (int a = 0; a < sim_action_count((SimActionSet)set, 3); a++)
             EXPECT_EQ_INT(sim_action_encode((SimActionSet)set, 3,
                                             sim_action_decode((SimActionSet)set, 3, a)), a);
     char names[2][SIM_NAME_MAX] = {"aws", "azure"}, buf[64];
     EXPECT_STREQ(sim_action_name(SIM_ACTIONS_TARGETS, 2, names, 2, buf, sizeof buf),
                  "retrain+redeploy@azure");
+    EXPECT_STREQ(sim_action_name(SIM_ACTIONS_PAIRS, 2, names, 3, buf, sizeof buf),
+                 "retrain@azure+deploy@aws");
 }
 
 static void test_reward(void) {
@@ -343,6 +358,82 @@ static void test_steps_action_set(void) {
     sim_episode_free(&ep);
 }
 
+/* Training on azure while aws serves: no contention on the serving target,
+ * the cheaper price, and the new model serves on aws when the job ends. */
+static void test_pairs_action_set(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    cfg.action_set = SIM_ACTIONS_PAIRS;
+    DpError err = {0};
+    SimEpisode ep = {0};
+    REQUIRE(sim_episode_draw(&cfg, 5, &ep, &err) == DP_OK);
+    int T = ep.n_steps;
+    SimStepInfo *info = calloc((size_t)T, sizeof *info), *base = calloc((size_t)T, sizeof *base);
+    int *acts = calloc((size_t)T, sizeof(int));
+    SimRun run;
+    run_script(&cfg, &ep, NULL, &run, base);
+    acts[30] = 1 + 1 * 2 + 0; /* retrain on azure, serve on aws */
+    run_script(&cfg, &ep, acts, &run, info);
+    int steps = ep.job_steps[30 * 2 + 1];
+    EXPECT(steps >= 2);
+    EXPECT_NEAR(run.total_cost, 0.038, 1e-12);
+    EXPECT_EQ_INT(run.n_redeploys, 1);
+    EXPECT_EQ_INT(run.serving, 0);
+    EXPECT_EQ_INT(run.model_r, 30);
+    for (int t = 30; t < 30 + steps; t++) EXPECT_NEAR(info[t].obs.latency_ms, base[t].obs.latency_ms, 1e-9);
+    EXPECT(info[30 + steps - 1].deployed);
+    EXPECT(info[30 + steps].quality.bleu > base[30 + steps].quality.bleu + 0.01);
+    /* retrain on aws, serve on azure: contention on aws while aws serves, then azure */
+    memset(acts, 0, sizeof(int) * T);
+    acts[30] = 1 + 0 * 2 + 1;
+    run_script(&cfg, &ep, acts, &run, info);
+    EXPECT(info[30].obs.latency_ms > base[30].obs.latency_ms * 1.2);
+    EXPECT_EQ_INT(run.serving, 1);
+    EXPECT_NEAR(run.total_cost, 0.045, 1e-12);
+    free(acts);
+    free(info);
+    free(base);
+    sim_episode_free(&ep);
+}
+
+/* accuracy_mean: the mean of the served model's last SIM_ACC_WINDOW readings,
+ * restarted when a new model serves. */
+static void test_accuracy_mean(void) {
+    SimConfig cfg;
+    sim_config_default(&cfg);
+    DpError err = {0};
+    SimEpisode ep = {0};
+    REQUIRE(sim_episode_draw(&cfg, 9, &ep, &err) == DP_OK);
+    SimRun run;
+    sim_run_reset(&run, &cfg, &ep);
+    SimObservation o;
+    sim_run_observe(&run, &o);
+    EXPECT_NEAR(o.accuracy_mean, o.accuracy, 0); /* no reading yet */
+    double seen[64];
+    SimStepInfo info;
+    for (int t = 0; t < 14; t++) {
+        sim_run_step(&run, 0, &info);
+        seen[t] = info.obs.accuracy;
+        sim_run_observe(&run, &o);
+        int n = t + 1 < SIM_ACC_WINDOW ? t + 1 : SIM_ACC_WINDOW;
+        double sum = 0;
+        for (int i = t + 1 - n; i <= t; i++) sum += seen[i];
+        EXPECT_NEAR(o.accuracy_mean, sum / n, 1e-12);
+    }
+    sim_run_step(&run, 2, &info); /* retrain on azure */
+    while (!info.deployed) sim_run_step(&run, 0, &info);
+    sim_run_observe(&run, &o);
+    /* the reading of the deploy step is the old model's: the window restarted */
+    EXPECT_NEAR(o.accuracy_mean, o.accuracy, 0);
+    sim_run_step(&run, 0, &info);
+    double a1 = info.obs.accuracy;
+    sim_run_step(&run, 0, &info);
+    double a2 = info.obs.accuracy;
+    sim_run_observe(&run, &o);
+    EXPECT_NEAR(o.accuracy_mean, (a1 + a2) / 2, 1e-12);
+    sim_episode_free(&ep);
+}
+
 static void test_replay(void) {
     SimConfig cfg;
     sim_config_default(&cfg);
@@ -546,5 +637,6 @@ static void test_calibrate_experiment(void) {
 TEST_MAIN(TEST_CASE(test_state_vector), TEST_CASE(test_actions), TEST_CASE(test_reward),
           TEST_CASE(test_config_json), TEST_CASE(test_same_seed_same_episode),
           TEST_CASE(test_invariants), TEST_CASE(test_quality_model), TEST_CASE(test_outage),
-          TEST_CASE(test_steps_action_set), TEST_CASE(test_replay), TEST_CASE(test_calibrate),
+          TEST_CASE(test_steps_action_set), TEST_CASE(test_pairs_action_set),
+          TEST_CASE(test_accuracy_mean), TEST_CASE(test_replay), TEST_CASE(test_calibrate),
           TEST_CASE(test_calibrate_experiment))

@@ -7,10 +7,12 @@
 #include "rl.h"
 #include "sim.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* the discount train-policy uses unless told otherwise */
 #define SIM_TRAIN_GAMMA 0.99
@@ -35,13 +37,16 @@ static void usage(FILE *out) {
             "      write one simulated run as a replay CSV (the study's recorded history)\n"
             "  train-policy --out FILE [--config FILE] [--scenarios a,b,...] [--steps N]\n"
             "               [--envs N] [--seed N] [--gamma X]\n"
-            "               [--ent-coef X] [--replay FILE.csv] [--window N]\n"
-            "      (defaults: 2000000 steps, 16 envs, seed 1, window 5; PPO with 256-step\n"
-            "      rollouts, minibatch 512, 5 epochs, gamma 0.99, lr 3e-4, entropy 0.01,\n"
-            "      observation and reward normalisation)\n"
+            "               [--ent-coef X] [--runs N] [--replay FILE.csv] [--window N]\n"
+            "      (defaults: 2000000 steps, 16 envs, seed 1, 4 runs, window 5; PPO with\n"
+            "      256-step rollouts, minibatch 512, 5 epochs, gamma 0.99, lr 3e-4,\n"
+            "      entropy 0.01, observation and reward normalisation)\n"
             "      train PPO on a mix of scenarios (default: all) with episode seeds drawn\n"
-            "      from a stream disjoint from simulate's evaluation seeds; with --replay,\n"
-            "      on recorded state vectors instead (paper profile)\n");
+            "      from a stream disjoint from simulate's evaluation seeds; --runs N trains\n"
+            "      N policies (seeds S..S+N-1) and keeps the one whose worst margin over\n"
+            "      the best heuristic, across the scenarios, is largest on validation\n"
+            "      episodes (30 per scenario, seeds 2^59+1.., disjoint from both); with\n"
+            "      --replay, on recorded state vectors instead (paper profile, one run)\n");
 }
 
 static int sub_show_config(int argc, char **argv) {
@@ -201,6 +206,87 @@ static int train_progress(const PpoIterInfo *info, void *user) {
     return 0;
 }
 
+/* Validation of candidate policies: episodes from seeds 2^59 + 1.., disjoint
+ * from simulate's evaluation seeds (small integers) and from the training
+ * stream (2^60 + ...). */
+#define SIM_VALID_SEEDS 30
+#define SIM_VALID_BASE (1ULL << 59)
+
+typedef struct {
+    int n_scen;
+    SimConfig cfg[16];
+    char name[16][SIM_NAME_MAX];
+    double best_heuristic[16]; /* mean reward of the best heuristic per scenario */
+    char best_name[16][48];
+} SimValidation;
+
+static DpStatus mean_reward(Policy *p, const SimConfig *cfg, double *out, DpError *err) {
+    double sum = 0;
+    for (int i = 1; i <= SIM_VALID_SEEDS; i++) {
+        SimEpisode ep = {0};
+        DpStatus st = sim_episode_draw(cfg, SIM_VALID_BASE + (uint64_t)i, &ep, err);
+        PolicyEpisodeResult res;
+        if (!st) st = policy_run_episode(p, cfg, &ep, &res, NULL, NULL, err);
+        sim_episode_free(&ep);
+        if (st) return st;
+        sum += res.total_reward;
+    }
+    *out = sum / SIM_VALID_SEEDS;
+    return DP_OK;
+}
+
+/* The heuristics' validation rewards, per distinct training scenario. */
+static DpStatus validation_init(SimValidation *v, const SimRlConfig *rc, DpError *err) {
+    static const char *specs[] = {"static:15m:aws", "static:15m:cheapest", "static:60m:cheapest",
+                                  "threshold", "ph", "adwin"};
+    memset(v, 0, sizeof *v);
+    for (int i = 0; i < rc->n_scenarios; i++) {
+        int seen = 0;
+        for (int j = 0; j < v->n_scen; j++) seen |= !strcmp(v->name[j], rc->scenarios[i]);
+        if (seen) continue;
+        int k = v->n_scen++;
+        snprintf(v->name[k], SIM_NAME_MAX, "%s", rc->scenarios[i]);
+        v->cfg[k] = rc->base;
+        DpStatus st = sim_scenario_apply(&v->cfg[k], v->name[k], err);
+        if (st) return st;
+        v->best_heuristic[k] = -INFINITY;
+        for (size_t h = 0; h < sizeof specs / sizeof *specs; h++) {
+            Policy *p = NULL;
+            DpError e2 = {0};
+            /* a spec naming a target the config lacks ("aws") is left out */
+            if (policy_from_spec(specs[h], &v->cfg[k], &p, &e2)) continue;
+            double r = 0;
+            st = mean_reward(p, &v->cfg[k], &r, err);
+            if (!st && r > v->best_heuristic[k]) {
+                v->best_heuristic[k] = r;
+                snprintf(v->best_name[k], sizeof v->best_name[k], "%s", p->name);
+            }
+            policy_destroy(p);
+            if (st) return st;
+        }
+    }
+    return DP_OK;
+}
+
+/* The smallest margin of the policy in path over the best heuristic across
+ * the validation scenarios, and that scenario's index. */
+static DpStatus validation_score(const SimValidation *v, const char *path, double *score, int *worst,
+                                 DpError *err) {
+    *score = INFINITY;
+    *worst = 0;
+    for (int k = 0; k < v->n_scen; k++) {
+        Policy *p = NULL;
+        DpStatus st = policy_ppo_create(path, &v->cfg[k], &p, err);
+        double r = 0;
+        if (!st) st = mean_reward(p, &v->cfg[k], &r, err);
+        policy_destroy(p);
+        if (st) return st;
+        double m = r - v->best_heuristic[k];
+        if (m < *score) *score = m, *worst = k;
+    }
+    return DP_OK;
+}
+
 static int sub_train_policy(int argc, char **argv) {
     const char *cmd = "sim train-policy";
     static const struct option opts[] = {
@@ -209,9 +295,9 @@ static int sub_train_policy(int argc, char **argv) {
         {"seed", required_argument, 0, 'r'},   {"out", required_argument, 0, 'o'},
         {"replay", required_argument, 0, 'R'}, {"window", required_argument, 0, 'w'},
         {"gamma", required_argument, 0, 'g'},  {"ent-coef", required_argument, 0, 'E'},
-        {0, 0, 0, 0}};
+        {"runs", required_argument, 0, 'N'},   {0, 0, 0, 0}};
     const char *config = NULL, *scenarios = NULL, *out = NULL, *replay = NULL;
-    long long steps = 2000000, envs = 16, seed = 1, window = 5;
+    long long steps = 2000000, envs = 16, seed = 1, window = 5, runs = -1;
     double gamma = SIM_TRAIN_GAMMA, ent_coef = SIM_TRAIN_ENT_COEF;
     optind = 1;
     int c;
@@ -240,10 +326,17 @@ static int sub_train_policy(int argc, char **argv) {
         case 'E':
             if (!cli_parse_double(cmd, "--ent-coef", optarg, 0, 10, &ent_coef)) return 2;
             break;
+        case 'N':
+            if (!cli_parse_int(cmd, "--runs", optarg, 1, 64, &runs)) return 2;
+            break;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
     if (!out) return cli_usage_error(cmd, "--out FILE is required");
+    if (replay && runs > 1)
+        return cli_usage_error(cmd, "--runs selects on simulated episodes; a --replay policy learns "
+                               "from the recording alone (one run)");
+    if (runs < 0) runs = replay ? 1 : 4;
     DpError err = {0};
     SimRlConfig rc;
     memset(&rc, 0, sizeof rc);
@@ -269,51 +362,100 @@ static int sub_train_policy(int argc, char **argv) {
     if (sim_rl_register(&err)) return cli_fail(cmd, "%s", err.msg);
     SimReplay rp;
     memset(&rp, 0, sizeof rp);
-    RlEnv *env = NULL;
-    Ppo *ppo = NULL;
+    SimValidation *val = NULL;
+    char tmp[4096] = "", best_tmp[4096] = "";
+    double best_score = -INFINITY;
+    long long best_run = -1;
     int rcode = 0;
-    if (replay) {
-        if (sim_replay_load(&rp, replay, (int)window, 0, &rc.base, &err)) return cli_fail(cmd, "%s", err.msg);
-        if (rl_env_create("retrain-replay", (int)envs, (uint64_t)seed, &rp, &env, &err)) {
-            rcode = cli_fail(cmd, "%s", err.msg);
+    if (replay && sim_replay_load(&rp, replay, (int)window, 0, &rc.base, &err)) {
+        rcode = cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    if (runs > 1) {
+        val = dp_calloc(1, sizeof *val);
+        if (!val) {
+            rcode = cli_fail(cmd, "out of memory");
             goto out;
         }
-    } else if (rl_env_create("retrain-sim", (int)envs, (uint64_t)seed, &rc, &env, &err)) {
-        rcode = cli_fail(cmd, "%s", err.msg);
+        if (validation_init(val, &rc, &err)) {
+            rcode = cli_fail(cmd, "validation: %s", err.msg);
+            goto out;
+        }
+    }
+    double t_all = dp_time_mono();
+    for (long long run = 0; run < runs; run++) {
+        uint64_t rseed = (uint64_t)(seed + run);
+        RlEnv *env = NULL;
+        Ppo *ppo = NULL;
+        DpStatus st = replay ? rl_env_create("retrain-replay", (int)envs, rseed, &rp, &env, &err)
+                             : rl_env_create("retrain-sim", (int)envs, rseed, &rc, &env, &err);
+        PpoConfig pc;
+        ppo_config_default(&pc);
+        pc.n_steps = 256;
+        pc.batch_size = 512;
+        pc.n_epochs = 5;
+        pc.gamma = gamma;
+        pc.learning_rate = 3e-4;
+        pc.ent_coef = ent_coef;
+        pc.normalize_obs = 1;
+        pc.normalize_reward = 1;
+        pc.seed = rseed;
+        if (!st) st = ppo_create(&pc, env->obs_dim, env->n_actions, &ppo, &err);
+        TrainCb cb;
+        char label[64];
+        if (runs > 1) snprintf(label, sizeof label, "train-policy %lld/%lld", run + 1, runs);
+        else snprintf(label, sizeof label, "train-policy");
+        dp_progress_init(&cb.prog, label, (double)steps, "steps");
+        double t0 = dp_time_mono();
+        if (!st) st = ppo_train(ppo, env, steps, train_progress, &cb, &err);
+        if (!st) dp_progress_finish(&cb.prog, NULL);
+        /* every run is written next to out, and only the kept one is renamed
+         * onto it, so an interrupted selection never leaves a partial out */
+        snprintf(tmp, sizeof tmp, "%s.run%lld.tmp", out, run + 1);
+        if (!st) st = ppo_policy_save(ppo_policy(ppo), runs > 1 ? tmp : out, &err);
+        ppo_free(ppo);
+        rl_env_destroy(env);
+        if (st) {
+            rcode = cli_fail(cmd, "%s", err.msg);
+            if (runs > 1) unlink(tmp);
+            goto out;
+        }
+        double secs = dp_time_mono() - t0;
+        if (runs == 1) {
+            fprintf(stderr, "trained %lld steps on %s in %.1f s; wrote %s\n", steps,
+                    replay ? "the replay" : "the simulator", secs, out);
+            goto out;
+        }
+        double score = 0;
+        int worst = 0;
+        if (validation_score(val, tmp, &score, &worst, &err)) {
+            rcode = cli_fail(cmd, "validation: %s", err.msg);
+            unlink(tmp);
+            goto out;
+        }
+        fprintf(stderr, "run %lld/%lld (seed %llu, %.1f s): worst margin over the best heuristic "
+                "%+.4f (%s, vs %s)\n", run + 1, runs, (unsigned long long)rseed, secs, score,
+                val->name[worst], val->best_name[worst]);
+        if (score > best_score) {
+            if (best_tmp[0]) unlink(best_tmp);
+            snprintf(best_tmp, sizeof best_tmp, "%s", tmp);
+            best_score = score;
+            best_run = run;
+        } else {
+            unlink(tmp);
+        }
+    }
+    if (rename(best_tmp, out) != 0) {
+        rcode = cli_fail(cmd, "rename %s -> %s: %s", best_tmp, out, strerror(errno));
         goto out;
     }
-    PpoConfig pc;
-    ppo_config_default(&pc);
-    pc.n_steps = 256;
-    pc.batch_size = 512;
-    pc.n_epochs = 5;
-    pc.gamma = gamma;
-    pc.learning_rate = 3e-4;
-    pc.ent_coef = ent_coef;
-    pc.normalize_obs = 1;
-    pc.normalize_reward = 1;
-    pc.seed = (uint64_t)seed;
-    if (ppo_create(&pc, env->obs_dim, env->n_actions, &ppo, &err)) {
-        rcode = cli_fail(cmd, "%s", err.msg);
-        goto out;
-    }
-    TrainCb cb;
-    dp_progress_init(&cb.prog, "train-policy", (double)steps, "steps");
-    double t0 = dp_time_mono();
-    if (ppo_train(ppo, env, steps, train_progress, &cb, &err)) {
-        rcode = cli_fail(cmd, "%s", err.msg);
-        goto out;
-    }
-    dp_progress_finish(&cb.prog, NULL);
-    if (ppo_policy_save(ppo_policy(ppo), out, &err)) {
-        rcode = cli_fail(cmd, "%s", err.msg);
-        goto out;
-    }
-    fprintf(stderr, "trained %lld steps on %s in %.1f s; wrote %s\n", steps,
-            replay ? "the replay" : "the simulator", dp_time_mono() - t0, out);
+    best_tmp[0] = 0;
+    fprintf(stderr, "trained %lld runs of %lld steps on the simulator in %.1f s; kept run %lld "
+            "(seed %lld, worst validation margin %+.4f); wrote %s\n", runs, steps,
+            dp_time_mono() - t_all, best_run + 1, seed + best_run, best_score, out);
 out:
-    ppo_free(ppo);
-    rl_env_destroy(env);
+    if (best_tmp[0]) unlink(best_tmp);
+    free(val);
     sim_replay_free(&rp);
     return rcode;
 }

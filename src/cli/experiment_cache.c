@@ -2,6 +2,7 @@
  * PPO policy (`driftpilot sim train-policy`), each trained once per set of
  * arguments and reused by later runs (see experiment.h for the directory). */
 #include "experiment.h"
+#include "sim.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -113,7 +114,7 @@ DpStatus exp_cache_policy(const char *exe, const char *train_args, char *out_fil
     char dir[EXP_PATH_MAX], key[17];
     DpStatus s = exp_cache_dir(dir, sizeof dir, err);
     if (s) return s;
-    cache_key("train-policy", train_args, key);
+    cache_key("train-policy state-" SIM_DEFS_VERSION, train_args, key);
     char pol[EXP_PATH_MAX + 16];
     snprintf(pol, sizeof pol, "%s/policies", dir);
     if ((s = dp_mkdirs(pol, err))) return s;

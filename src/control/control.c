@@ -133,7 +133,8 @@ static double job_cost(const Control *c, int k, const DeployJobResult *res) {
 
 typedef struct {
     Control *c;
-    int k;
+    int k;        /* where the job runs */
+    int deploy_k; /* where its model serves */
     long seq;
     int64_t job_id;
     char from[REGISTRY_ID_MAX];
@@ -288,22 +289,23 @@ static void *job_main(void *arg) {
             goto done;
         }
     }
+    const DeployTarget *dt = &c->cc.deploy.targets[j->deploy_k];
     char prev_on_k[REGISTRY_ID_MAX] = "";
-    if (current_version(reg_dir, t->name, prev_on_k, &e2)) prev_on_k[0] = 0;
+    if (current_version(reg_dir, dt->name, prev_on_k, &e2)) prev_on_k[0] = 0;
     Registry *reg = NULL;
     DpStatus st = registry_open(reg_dir, &reg, &e);
-    if (!st) st = registry_promote(reg, newest, t->name, &e);
+    if (!st) st = registry_promote(reg, newest, dt->name, &e);
     if (st) {
         registry_close(reg);
-        add_event(c, "deploy_failed", "promote %s on %s: %s; serving %s unchanged", newest, t->name,
+        add_event(c, "deploy_failed", "promote %s on %s: %s; serving %s unchanged", newest, dt->name,
                   e.msg, j->from);
         goto done;
     }
-    if (reload_service(c, j->k, newest, &e)) {
+    if (reload_service(c, j->deploy_k, newest, &e)) {
         /* undo the promotion: the registry must say what is really served */
-        if (registry_rollback(reg, t->name, NULL, &e2) && prev_on_k[0]) dp_warn("control: %s", e2.msg);
+        if (registry_rollback(reg, dt->name, NULL, &e2) && prev_on_k[0]) dp_warn("control: %s", e2.msg);
         registry_close(reg);
-        add_event(c, "deploy_failed", "reload %s on %s: %s; serving %s unchanged", newest, t->name,
+        add_event(c, "deploy_failed", "reload %s on %s: %s; serving %s unchanged", newest, dt->name,
                   e.msg, j->from);
         goto done;
     }
@@ -311,25 +313,26 @@ static void *job_main(void *arg) {
     pthread_mutex_lock(&c->mu);
     int serving = c->serving;
     pthread_mutex_unlock(&c->mu);
-    if (j->k != serving) {
-        if (route_to(c, j->k, &e)) {
+    if (j->deploy_k != serving) {
+        if (route_to(c, j->deploy_k, &e)) {
             add_event(c, "switch_failed", "%s now runs %s but the router was not switched: %s; "
-                      "traffic stays on %s", t->name, newest, e.msg,
+                      "traffic stays on %s", dt->name, newest, e.msg,
                       c->cc.deploy.targets[serving].name);
             goto done;
         }
     }
     pthread_mutex_lock(&c->mu);
-    c->serving = j->k;
+    c->serving = j->deploy_k;
     c->n_redeploys++;
+    c->model_epoch++;
     c->watch.active = 1;
-    c->watch.target = j->k;
+    c->watch.target = j->deploy_k;
     snprintf(c->watch.version, sizeof c->watch.version, "%s", newest);
     snprintf(c->watch.previous, sizeof c->watch.previous, "%s", j->from);
     c->watch.prev_quality = c->last_quality;
-    c->watch.base_total = c->snap[j->k].fb_total;
-    c->watch.base_window = c->snap[j->k].fb_window;
-    c->watch.base_quality = c->snap[j->k].quality;
+    c->watch.base_total = c->snap[j->deploy_k].fb_total;
+    c->watch.base_window = c->snap[j->deploy_k].fb_window;
+    c->watch.base_quality = c->snap[j->deploy_k].quality;
     c->watch.deployed_s = dp_clock_now(&c->clock);
     c->watch.until_s = c->watch.deployed_s + c->cc.deploy.control.rollback_window_s;
     c->watch_prev_serving = serving;
@@ -337,21 +340,23 @@ static void *job_main(void *arg) {
     metric_inc(c->m_redeploys, 1);
     if (strcmp(c->policy_kind, "static")) metric_inc(c->m_rl_redeploy, 1);
     for (int i = 0; i < c->n; i++)
-        metric_set(metrics_with(c->f_serving, c->cc.deploy.targets[i].name), i == j->k);
-    StoreDeployment d = {.ts = dp_time_wall(), .run_id = c->cc.run_id, .target = t->name,
+        metric_set(metrics_with(c->f_serving, c->cc.deploy.targets[i].name), i == j->deploy_k);
+    StoreDeployment d = {.ts = dp_time_wall(), .run_id = c->cc.run_id, .target = dt->name,
                          .version = newest, .previous_version = prev_on_k[0] ? prev_on_k : NULL,
                          .kind = "deploy"};
     if (store_add_deployment(c->store, &d, &e2)) dp_warn("control: store: %s", e2.msg);
-    add_event(c, "deployed", "%s serves %s (was %s on %s)", t->name, newest, j->from,
-              c->cc.deploy.targets[serving].name);
+    add_event(c, "deployed", "%s serves %s (trained on %s; was %s on %s)", dt->name, newest,
+              t->name, j->from, c->cc.deploy.targets[serving].name);
 done:
     job_done(c);
     job_ctx_free(j);
     return NULL;
 }
 
-/* Starts a retrain on target k, or says why not (reason).  Returns 1 when started. */
-static int start_retrain(Control *c, int k, const SimObservation *obs, char *why, size_t cap) {
+/* Starts a retrain on target k whose model will serve on deploy_k, or says
+ * why not (reason).  Returns 1 when started. */
+static int start_retrain(Control *c, int k, int deploy_k, const SimObservation *obs, char *why,
+                         size_t cap) {
     const DeployTarget *t = &c->cc.deploy.targets[k];
     pthread_mutex_lock(&c->mu);
     int busy = c->job_running;
@@ -364,6 +369,11 @@ static int start_retrain(Control *c, int k, const SimObservation *obs, char *why
     }
     if (!c->t[k].up) {
         snprintf(why, cap, "target %s is down: %s", t->name, c->t[k].last_error);
+        return 0;
+    }
+    if (deploy_k != k && !c->t[deploy_k].up) {
+        snprintf(why, cap, "target %s, where the model would serve, is down: %s",
+                 c->cc.deploy.targets[deploy_k].name, c->t[deploy_k].last_error);
         return 0;
     }
     if (strstr(c->cc.retrain_command[0] ? c->cc.retrain_command : "{data}", "{data}") &&
@@ -390,6 +400,7 @@ static int start_retrain(Control *c, int k, const SimObservation *obs, char *why
     }
     j->c = c;
     j->k = k;
+    j->deploy_k = deploy_k;
     pthread_mutex_lock(&c->mu);
     j->seq = ++c->job_seq;
     pthread_mutex_unlock(&c->mu);
@@ -426,7 +437,10 @@ static int start_retrain(Control *c, int k, const SimObservation *obs, char *why
     }
     metric_inc(metrics_with(c->f_retrain, t->name, c->policy_kind), 1);
     if (!strcmp(c->policy_kind, "static")) metric_inc(c->m_static_retrain, 1);
-    snprintf(why, cap, "job %ld started on %s from %s", j->seq, t->name, j->from);
+    if (deploy_k != k)
+        snprintf(why, cap, "job %ld started on %s from %s, to serve on %s", j->seq, t->name, j->from,
+                 c->cc.deploy.targets[deploy_k].name);
+    else snprintf(why, cap, "job %ld started on %s from %s", j->seq, t->name, j->from);
     return 1;
 }
 
@@ -542,6 +556,7 @@ static void check_watch(Control *c, const SimObservation *obs, ControlStepInfo *
     }
     pthread_mutex_lock(&c->mu);
     c->watch.active = 0;
+    if (ok) c->model_epoch++;
     pthread_mutex_unlock(&c->mu);
     if (!ok) {
         add_event(c, "rollback_failed", "%s on %s: quality %.3f < %.3f - %.3f but rollback failed: %s",
@@ -603,6 +618,7 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
     info->time_s = now_s;
     SimObservation *obs = &info->obs;
     control_fill_obs_(c, now_s, obs);
+    control_note_accuracy_(c, obs);
     int s = obs->serving_target;
     double wall = dp_time_wall();
 
@@ -651,13 +667,16 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
     } else {
         metric_set(c->m_stale, 0);
         check_watch(c, obs, info);
-        if (info->rolled_back) control_fill_obs_(c, now_s, obs);
+        if (info->rolled_back) {
+            control_fill_obs_(c, now_s, obs);
+            control_note_accuracy_(c, obs);
+        }
         info->action = c->policy ? policy_decide(c->policy, obs) : 0;
         char tnames[SIM_MAX_TARGETS][SIM_NAME_MAX];
         for (int k = 0; k < c->n; k++) snprintf(tnames[k], SIM_NAME_MAX, "%s", c->sim.targets[k].name);
-        sim_action_name(SIM_ACTIONS_TARGETS, c->n, (const char (*)[SIM_NAME_MAX])tnames, info->action,
+        sim_action_name(c->sim.action_set, c->n, (const char (*)[SIM_NAME_MAX])tnames, info->action,
                         info->action_name, sizeof info->action_name);
-        SimDecision d = sim_action_decode(SIM_ACTIONS_TARGETS, c->n, info->action);
+        SimDecision d = sim_action_decode(c->sim.action_set, c->n, info->action);
         char state_txt[200];
         snprintf(state_txt, sizeof state_txt,
                  "acc %.3f bleu %.3f f1 %.3f lat %.1f ms rate %.1f/s cpu %.2f mem %.2f on %s",
@@ -670,7 +689,8 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
         } else {
             tname = c->cc.deploy.targets[d.target].name;
             char why[400];
-            info->executed = start_retrain(c, d.target, obs, why, sizeof why);
+            int dk = d.deploy_target >= 0 ? d.deploy_target : d.target;
+            info->executed = start_retrain(c, d.target, dk, obs, why, sizeof why);
             snprintf(info->reason, sizeof info->reason, "%s: %s (%s); %s%s", pname,
                      info->action_name, state_txt, info->executed ? "" : "not executed: ", why);
             if (!info->executed) snprintf(err_text, sizeof err_text, "%s; keep serving", why);
@@ -842,7 +862,8 @@ const char *control_run_id(const Control *c) { return c->cc.run_id; }
  * lives here because it only makes sense against a live system. */
 static int always_decide(Policy *p, const SimObservation *o) {
     (void)o;
-    SimDecision d = {1, 1, *(int *)p->impl};
+    int k = *(int *)p->impl;
+    SimDecision d = {.retrain = 1, .redeploy = 1, .target = k, .deploy_target = k};
     return sim_action_encode(p->action_set, p->n_targets, d);
 }
 static const PolicyVtbl always_vt = {"always", NULL, NULL, always_decide, NULL};
@@ -860,7 +881,7 @@ static DpStatus always_create(Control *c, const char *name, DpError *err) {
     *impl = k;
     p->vt = &always_vt;
     p->impl = impl;
-    p->action_set = SIM_ACTIONS_TARGETS;
+    p->action_set = c->sim.action_set;
     p->n_targets = c->n;
     p->interval_s = c->sim.interval_s;
     snprintf(p->name, sizeof p->name, "always@%s", name);
@@ -946,7 +967,8 @@ DpStatus control_create(const ControlConfig *cc, Control **out, DpError *err) {
     c->sim.n_targets = c->n;
     c->sim.interval_s = d->control.decision_interval_s;
     c->sim.profile = c->cc.profile;
-    c->sim.action_set = SIM_ACTIONS_TARGETS;
+    /* "pairs" lets a policy train on one target and serve on another */
+    c->sim.action_set = strcmp(d->policy.actions, "pairs") ? SIM_ACTIONS_TARGETS : SIM_ACTIONS_PAIRS;
     c->sim.reward.w_bleu = d->reward.bleu_weight;
     c->sim.reward.w_accuracy = d->reward.accuracy_weight;
     c->sim.reward.cost_weight = d->reward.cost_weight;

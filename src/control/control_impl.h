@@ -59,10 +59,17 @@ struct Control {
     CtlWatch watch;
     struct { double fb_total, fb_window, quality; } snap[DEPLOY_MAX_TARGETS]; /* per target, last step */
     int watch_prev_serving;      /* where traffic was before the watched deploy */
+    int model_epoch;             /* bumped when the served model changes (deploy, rollback) */
     int job_running;
     int job_thread_live;         /* a thread to join */
     pthread_t job_thread;
     long job_seq;
+
+    /* the served model's recent accuracy readings (state feature
+     * accuracy_mean); only the control thread touches these */
+    double acc_ring[SIM_ACC_WINDOW];
+    int acc_n, acc_epoch;
+    double acc_read_wall;        /* last_ok_wall of the reading pushed last */
 
     /* own metrics */
     MetricsRegistry *reg;
@@ -77,5 +84,9 @@ struct Control {
 double control_quality_(const Control *c, const SimObservation *o);
 DpStatus control_read_targets_(Control *c, DpError *err);
 void control_fill_obs_(Control *c, double now_s, SimObservation *obs);
+/* Adds the serving target's accuracy reading to the served model's window
+ * when it is a new read (once per good read; the window restarts when the
+ * served model changes) and sets obs->accuracy_mean. */
+void control_note_accuracy_(Control *c, SimObservation *obs);
 
 #endif

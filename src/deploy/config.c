@@ -495,6 +495,7 @@ static const FieldSpec target_fields[] = {
 static const FieldSpec policy_fields[] = {
     F_STR(DeployPolicyConfig, kind, -1, "static|threshold|drift|ppo|oracle|none"),
     F_STR(DeployPolicyConfig, file, -1, NULL),
+    F_STR(DeployPolicyConfig, actions, -1, "targets|pairs"),
     {"interval", FK_DUR, offsetof(DeployPolicyConfig, interval_s), 0, 0, INFINITY, 1, -1, NULL},
     F_NUM(DeployPolicyConfig, threshold, 0, 1, 0, -1),
     {"seed", FK_I64, offsetof(DeployPolicyConfig, seed), 0, 0, 9.0e15, 0, -1, NULL},
@@ -563,6 +564,7 @@ void deploy_config_defaults(DeployConfig *cfg) {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->policy.kind, "static");
     cfg->policy.interval_s = 900;
+    snprintf(cfg->policy.actions, sizeof cfg->policy.actions, "targets");
     cfg->policy.threshold = 0.6;
     cfg->reward.bleu_weight = 0.5;
     cfg->reward.accuracy_weight = 0.5;

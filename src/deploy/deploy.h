@@ -103,6 +103,8 @@ typedef struct {
 typedef struct {
     char kind[32];                       /* static | threshold | drift | ppo | oracle */
     char file[DEPLOY_PATH_MAX];          /* policy file (ppo), "" otherwise */
+    char actions[16];                    /* "targets": retrain and serve on one target;
+                                            "pairs": train on one, serve on another */
     double interval_s;                   /* static: retrain every interval */
     double threshold;                    /* threshold: accuracy below which to retrain */
     long long seed;

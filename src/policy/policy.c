@@ -54,9 +54,12 @@ int policy_choose_target_(PolicyTargetMode mode, int fixed, int *rr, const SimOb
     return best;
 }
 
-int policy_retrain_action_(const Policy *p, int k) {
-    SimDecision d = {1, 1, k};
-    return k < 0 ? 0 : sim_action_encode(p->action_set, p->n_targets, d);
+int policy_retrain_action_(const Policy *p, int k, const SimObservation *o) {
+    if (k < 0) return 0;
+    int s = o->serving_target;
+    int j = p->action_set == SIM_ACTIONS_PAIRS && s >= 0 && s < o->n_targets && o->up[s] ? s : k;
+    SimDecision d = {.retrain = 1, .redeploy = 1, .target = k, .deploy_target = j};
+    return sim_action_encode(p->action_set, p->n_targets, d);
 }
 
 const char *policy_mode_name_(PolicyTargetMode m) {
@@ -85,7 +88,7 @@ static int static_decide(Policy *p, const SimObservation *o) {
     /* the schedule is the schedule: a retrain on a target that is down is
      * attempted (and fails to start) like any fixed cron job would */
     s->last_s = o->time_s;
-    return policy_retrain_action_(p, k);
+    return policy_retrain_action_(p, k, o);
 }
 
 static const PolicyVtbl static_vt = {"static", static_reset, NULL, static_decide, NULL};
@@ -159,7 +162,7 @@ static int threshold_decide(Policy *p, const SimObservation *o) {
     int k = policy_choose_target_(s->c.mode, s->c.target, &s->rr, o);
     if (k < 0 || !o->up[k]) return 0;
     s->last_s = o->time_s;
-    return policy_retrain_action_(p, k);
+    return policy_retrain_action_(p, k, o);
 }
 
 static const PolicyVtbl threshold_vt = {"threshold", threshold_reset, NULL, threshold_decide, NULL};

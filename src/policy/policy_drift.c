@@ -224,7 +224,7 @@ static int drift_decide(Policy *p, const SimObservation *o) {
     if (k < 0 || !o->up[k]) return 0;
     s->alarm = 0;
     s->last_s = o->time_s;
-    return policy_retrain_action_(p, k);
+    return policy_retrain_action_(p, k, o);
 }
 
 static const PolicyVtbl drift_vt = {"drift", drift_reset, NULL, drift_decide, NULL};

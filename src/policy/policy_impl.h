@@ -8,8 +8,11 @@
 Policy *policy_alloc_(const PolicyVtbl *vt, const SimConfig *cfg, size_t impl_size);
 /* The target a heuristic retrains on (rr: round-robin cursor); -1 when none is reachable. */
 int policy_choose_target_(PolicyTargetMode mode, int fixed, int *rr, const SimObservation *o);
-/* The action "retrain and redeploy on k" in p's action set (0 when k < 0). */
-int policy_retrain_action_(const Policy *p, int k);
+/* The action "retrain on k" in p's action set (0 when k < 0).  The result
+ * serves on k, except in SIM_ACTIONS_PAIRS, where a heuristic keeps serving
+ * where it serves now (o->serving_target, if up): it picks where to train,
+ * not where to move traffic. */
+int policy_retrain_action_(const Policy *p, int k, const SimObservation *o);
 const char *policy_mode_name_(PolicyTargetMode m);
 
 #endif

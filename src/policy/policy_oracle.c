@@ -7,12 +7,14 @@
  *   - a job started at t on k ends at a boundary known from the episode
  *     (sim_job_plan), and while it runs every other retrain is ignored, so a
  *     retrain decision can be folded into one transition from t to its end;
- *   - the action set is SIM_ACTIONS_TARGETS.
+ *   - the action set is SIM_ACTIONS_TARGETS or SIM_ACTIONS_PAIRS (a job on k
+ *     whose model serves on j; the targets set is the diagonal j = k).
  * State: (t, r, s) with s the serving target; r < t.  Value:
  *   V(t,r,s) = max( Q(t,r) - L(t,s,none) + V(t+1,r,s),
- *                   max_k -cost(t,k) + sum_{u=t}^{e-1} [Q(u,r) - L(u,s,k)] + V(e, ok ? t : r, ok ? k : s) )
+ *                   max_{k,j} -cost(t,k) + sum_{u=t}^{e-1} [Q(u,r) - L(u,s,k)] + V(e, ok ? t : r, ok ? j : s) )
  * with Q the quality term and L the latency penalty of the reward.  Sums over
- * u come from prefix sums, so an episode of T steps costs O(T^2 K^2). */
+ * u come from prefix sums, so an episode of T steps costs O(T^2 K^2) for the
+ * targets set and O(T^2 K^3) for pairs. */
 #include "policy_impl.h"
 
 #include <stdlib.h>
@@ -45,9 +47,10 @@ static void dp_free(Dp *d) {
 
 DpStatus policy_oracle_plan(const SimConfig *cfg, const SimEpisode *ep, int *actions,
                             double *value, DpError *err) {
-    if (cfg->action_set != SIM_ACTIONS_TARGETS)
-        return dp_fail(err, DP_ERR_INVAL, "oracle: only the 'targets' action set is supported");
-    int T = ep->n_steps, K = ep->n_targets;
+    if (cfg->action_set == SIM_ACTIONS_STEPS)
+        return dp_fail(err, DP_ERR_INVAL, "oracle: the 'steps' action set is not supported "
+                       "(use 'targets' or 'pairs')");
+    int T = ep->n_steps, K = ep->n_targets, pairs = cfg->action_set == SIM_ACTIONS_PAIRS;
     Dp d;
     memset(&d, 0, sizeof d);
     d.qc = dp_calloc((size_t)(T + 1) * (T + 1), sizeof(double));
@@ -112,10 +115,13 @@ DpStatus policy_oracle_plan(const SimConfig *cfg, const SimEpisode *ep, int *act
                     int steps = d.jsteps[t * K + k];
                     if (steps == 0) continue;
                     int e = t + steps, ee = e < T ? e : T;
-                    double v = sim_reward(rc, &zero, d.jcost[t * K + k], dt) +
-                               (QC(r1, ee) - QC(r1, t)) - (LC(s, k + 1, ee) - LC(s, k + 1, t));
-                    if (e < T) v += d.jok[t * K + k] ? VV(e, t + 1, k) : VV(e, r1, s);
-                    if (v > best + 1e-12) best = v, act = 1 + k;
+                    double v0 = sim_reward(rc, &zero, d.jcost[t * K + k], dt) +
+                                (QC(r1, ee) - QC(r1, t)) - (LC(s, k + 1, ee) - LC(s, k + 1, t));
+                    for (int j = pairs ? 0 : k; j < (pairs ? K : k + 1); j++) {
+                        double v = v0;
+                        if (e < T) v += d.jok[t * K + k] ? VV(e, t + 1, j) : VV(e, r1, s);
+                        if (v > best + 1e-12) best = v, act = pairs ? 1 + k * K + j : 1 + k;
+                    }
                 }
                 VV(t, r1, s) = best;
                 CH(t, r1, s) = (signed char)act;
@@ -130,8 +136,9 @@ DpStatus policy_oracle_plan(const SimConfig *cfg, const SimEpisode *ep, int *act
             t++;
             continue;
         }
-        int k = a - 1, e = t + d.jsteps[t * K + k];
-        if (d.jok[t * K + k]) r1 = t + 1, s = k;
+        int k = pairs ? (a - 1) / K : a - 1, j = pairs ? (a - 1) % K : k;
+        int e = t + d.jsteps[t * K + k];
+        if (d.jok[t * K + k]) r1 = t + 1, s = j;
         t = e;
     }
     if (value) *value = VV(0, 0, cfg->initial_target);
@@ -172,8 +179,9 @@ static void oracle_destroy(Policy *p) {
 static const PolicyVtbl oracle_vt = {"oracle", NULL, oracle_begin, oracle_decide, oracle_destroy};
 
 DpStatus policy_oracle_create(const SimConfig *cfg, Policy **out, DpError *err) {
-    if (cfg->action_set != SIM_ACTIONS_TARGETS)
-        return dp_fail(err, DP_ERR_INVAL, "oracle: only the 'targets' action set is supported");
+    if (cfg->action_set == SIM_ACTIONS_STEPS)
+        return dp_fail(err, DP_ERR_INVAL, "oracle: the 'steps' action set is not supported "
+                       "(use 'targets' or 'pairs')");
     Policy *p = policy_alloc_(&oracle_vt, cfg, sizeof(OracleImpl));
     if (!p) return dp_fail(err, DP_ERR_NOMEM, "policy");
     snprintf(p->name, sizeof p->name, "oracle");

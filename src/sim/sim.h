@@ -43,12 +43,18 @@
 #define SIM_MAX_TARGETS 8
 #define SIM_NAME_MAX 32
 #define SIM_STATE_MAX (12 + 2 * SIM_MAX_TARGETS)
+#define SIM_ACC_WINDOW 10
+/* Changes whenever the state vector or an action set changes meaning: a
+ * policy learned on one cannot be read with another (cache keys use it). */
+#define SIM_DEFS_VERSION "2"
+
 
 // ---- the definitions shared with the live controller ----
 
 typedef enum {
     SIM_PROFILE_PAPER = 0,    /* cpu, memory, request rate, latency, accuracy, redeploys */
     SIM_PROFILE_EXTENDED = 1, /* + bleu, f1, hours since retrain, queue, job running,
+                                 mean accuracy since deploy (last 10),
                                  per-target price, per-target up */
 } SimProfile;
 
@@ -57,6 +63,9 @@ typedef enum {
     SIM_ACTIONS_STEPS = 1,   /* 0 nothing, then per target k: 1+3k retrain (keep serving the
                                 old model), 2+3k redeploy the latest trained model to k,
                                 3+3k both */
+    SIM_ACTIONS_PAIRS = 2,   /* 0 nothing, 1+kK+j retrain on target k and serve the result on
+                                target j: where to train and where to serve chosen apart
+                                (the diagonal j = k is the study's set) */
 } SimActionSet;
 
 /* Raw quantities observed over the last decision interval (what Prometheus
@@ -74,6 +83,10 @@ typedef struct {
     double since_retrain_s;  /* since the last retrain started (episode start if none) */
     double queue;            /* mean requests waiting at the serving target */
     int job_running;         /* a retrain job is in flight */
+    /* mean accuracy of the served model over its last SIM_ACC_WINDOW
+     * decisions (fewer since it was deployed; accuracy itself before any
+     * reading): a steadier view of the same signal that a drift test uses */
+    double accuracy_mean;
     int serving_target;      /* where the router sends traffic */
     int n_targets;
     double price[SIM_MAX_TARGETS]; /* cost of one retrain on each target now */
@@ -94,13 +107,16 @@ const char *sim_state_feature_name(SimProfile profile, int n_targets, int i, cha
 typedef struct {
     int retrain;  /* start a retrain job */
     int redeploy; /* deploy the result (or, alone, the latest trained model) */
-    int target;   /* target index; -1 for nothing */
+    int target;   /* target index (where the job runs, or the redeploy goes); -1 for nothing */
+    int deploy_target; /* where a retrain's result serves: target, except in SIM_ACTIONS_PAIRS */
 } SimDecision;
 
 int sim_action_count(SimActionSet set, int n_targets);
 /* Decodes an action index; out-of-range actions decode as nothing. */
 SimDecision sim_action_decode(SimActionSet set, int n_targets, int action);
-/* Encodes a decision; a retrain in SIM_ACTIONS_TARGETS always redeploys. */
+/* Encodes a decision; a retrain in SIM_ACTIONS_TARGETS always redeploys (on its
+ * own target), and in SIM_ACTIONS_PAIRS on deploy_target (a negative one: on
+ * target). */
 int sim_action_encode(SimActionSet set, int n_targets, SimDecision d);
 /* "nothing", "retrain+redeploy@aws", ... into buf. */
 const char *sim_action_name(SimActionSet set, int n_targets, const char (*target_names)[SIM_NAME_MAX],
@@ -313,10 +329,13 @@ typedef struct {
     int pending_r;           /* STEPS: trained, not deployed (-2 none) */
     int serving;             /* router target */
     int job_target, job_start, job_end, job_ok, job_redeploy; /* job_target -1: none */
+    int job_deploy;          /* where the job's model will serve */
     int last_retrain_t;      /* decision of the last retrain start (-1 none) */
     int n_retrains, n_redeploys, n_failed, n_ignored;
     double total_cost, total_reward;
     SimObservation last;     /* measured over the previous step (initially: step 0 unloaded) */
+    double acc_ring[SIM_ACC_WINDOW]; /* the served model's last accuracy readings */
+    int acc_n;               /* readings in acc_ring since the last deploy */
 } SimRun;
 
 void sim_run_reset(SimRun *run, const SimConfig *cfg, const SimEpisode *ep);
@@ -343,7 +362,7 @@ typedef struct {
 /* Default dimensions of the registered kinds ("retrain-sim": the extended
  * profile with 2 targets, "retrain-replay": the paper profile); init sets
  * env->obs_dim and env->n_actions from the config it is given. */
-#define SIM_RL_OBS_DIM 15
+#define SIM_RL_OBS_DIM 16
 #define SIM_RL_N_ACTIONS 3
 #define SIM_REPLAY_OBS_DIM 6
 

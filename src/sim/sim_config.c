@@ -177,7 +177,7 @@ static const char *const traffic_kinds[] = {"steady", "spike", "diurnal", NULL};
 static const char *const drift_kinds[] = {"none", "gradual", "sudden", "recurring", NULL};
 static const char *const cost_modes[] = {"flat", "gpu_hours", NULL};
 static const char *const profiles[] = {"paper", "extended", NULL};
-static const char *const action_sets[] = {"targets", "steps", NULL};
+static const char *const action_sets[] = {"targets", "steps", "pairs", NULL};
 
 #define D(s, f) {#f, F_DOUBLE, offsetof(s, f), NULL}
 #define E(s, f, names) {#f, F_ENUM, offsetof(s, f), names}

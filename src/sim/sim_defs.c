@@ -11,11 +11,11 @@
 static const char *paper_names[6] = {"cpu", "memory", "request_rate_krps", "latency_s",
                                      "accuracy", "redeploys_div10"};
 static const char *ext_names[6] = {"bleu", "f1", "hours_since_retrain", "queue_div10",
-                                   "job_running", ""};
+                                   "job_running", "accuracy_mean"};
 
 int sim_state_dim(SimProfile profile, int n_targets) {
     if (profile == SIM_PROFILE_PAPER) return 6;
-    return 11 + 2 * n_targets;
+    return 12 + 2 * n_targets;
 }
 
 void sim_state_build(SimProfile profile, const SimObservation *o, float *out) {
@@ -31,20 +31,21 @@ void sim_state_build(SimProfile profile, const SimObservation *o, float *out) {
     out[8] = (float)(o->since_retrain_s / 3600.0);
     out[9] = (float)(o->queue / 10.0);
     out[10] = (float)(o->job_running ? 1 : 0);
+    out[11] = (float)o->accuracy_mean;
     for (int k = 0; k < o->n_targets; k++) {
-        out[11 + k] = (float)(o->price[k] * 10.0);
-        out[11 + o->n_targets + k] = (float)(o->up[k] ? 1 : 0);
+        out[12 + k] = (float)(o->price[k] * 10.0);
+        out[12 + o->n_targets + k] = (float)(o->up[k] ? 1 : 0);
     }
 }
 
 const char *sim_state_feature_name(SimProfile profile, int n_targets, int i, char *buf,
                                    size_t cap) {
     if (i < 6) snprintf(buf, cap, "%s", paper_names[i]);
-    else if (profile == SIM_PROFILE_EXTENDED && i < 11) snprintf(buf, cap, "%s", ext_names[i - 6]);
-    else if (profile == SIM_PROFILE_EXTENDED && i < 11 + n_targets)
-        snprintf(buf, cap, "price%d_x10", i - 11);
-    else if (profile == SIM_PROFILE_EXTENDED && i < 11 + 2 * n_targets)
-        snprintf(buf, cap, "up%d", i - 11 - n_targets);
+    else if (profile == SIM_PROFILE_EXTENDED && i < 12) snprintf(buf, cap, "%s", ext_names[i - 6]);
+    else if (profile == SIM_PROFILE_EXTENDED && i < 12 + n_targets)
+        snprintf(buf, cap, "price%d_x10", i - 12);
+    else if (profile == SIM_PROFILE_EXTENDED && i < 12 + 2 * n_targets)
+        snprintf(buf, cap, "up%d", i - 12 - n_targets);
     else snprintf(buf, cap, "?");
     return buf;
 }
@@ -52,20 +53,27 @@ const char *sim_state_feature_name(SimProfile profile, int n_targets, int i, cha
 // ---- actions ----
 
 int sim_action_count(SimActionSet set, int n_targets) {
-    return set == SIM_ACTIONS_TARGETS ? 1 + n_targets : 1 + 3 * n_targets;
+    if (set == SIM_ACTIONS_TARGETS) return 1 + n_targets;
+    if (set == SIM_ACTIONS_PAIRS) return 1 + n_targets * n_targets;
+    return 1 + 3 * n_targets;
 }
 
 SimDecision sim_action_decode(SimActionSet set, int n_targets, int action) {
-    SimDecision d = {0, 0, -1};
+    SimDecision d = {.retrain = 0, .redeploy = 0, .target = -1, .deploy_target = -1};
     if (action <= 0 || action >= sim_action_count(set, n_targets)) return d;
     if (set == SIM_ACTIONS_TARGETS) {
         d.retrain = d.redeploy = 1;
-        d.target = action - 1;
+        d.target = d.deploy_target = action - 1;
+    } else if (set == SIM_ACTIONS_PAIRS) {
+        d.retrain = d.redeploy = 1;
+        d.target = (action - 1) / n_targets;
+        d.deploy_target = (action - 1) % n_targets;
     } else {
         int k = (action - 1) / 3, what = (action - 1) % 3;
         d.target = k;
         d.retrain = what != 1;
         d.redeploy = what != 0;
+        d.deploy_target = k;
     }
     return d;
 }
@@ -73,6 +81,10 @@ SimDecision sim_action_decode(SimActionSet set, int n_targets, int action) {
 int sim_action_encode(SimActionSet set, int n_targets, SimDecision d) {
     if ((!d.retrain && !d.redeploy) || d.target < 0 || d.target >= n_targets) return 0;
     if (set == SIM_ACTIONS_TARGETS) return d.retrain ? 1 + d.target : 0;
+    if (set == SIM_ACTIONS_PAIRS) {
+        int j = d.deploy_target >= 0 && d.deploy_target < n_targets ? d.deploy_target : d.target;
+        return d.retrain ? 1 + d.target * n_targets + j : 0;
+    }
     int what = d.retrain && d.redeploy ? 2 : d.retrain ? 0 : 1;
     return 1 + 3 * d.target + what;
 }
@@ -83,6 +95,13 @@ const char *sim_action_name(SimActionSet set, int n_targets,
     SimDecision d = sim_action_decode(set, n_targets, action);
     if (d.target < 0) {
         snprintf(buf, cap, "nothing");
+        return buf;
+    }
+    if (set == SIM_ACTIONS_PAIRS) {
+        if (target_names)
+            snprintf(buf, cap, "retrain@%s+deploy@%s", target_names[d.target],
+                     target_names[d.deploy_target]);
+        else snprintf(buf, cap, "retrain@%d+deploy@%d", d.target, d.deploy_target);
         return buf;
     }
     const char *what = d.retrain && d.redeploy ? "retrain+redeploy" : d.retrain ? "retrain" : "redeploy";

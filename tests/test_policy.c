@@ -427,21 +427,23 @@ static void test_simulate_cli(void) {
     EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     st = system(DP_BINARY " sim train-policy --out /dev/null --runs 2 --replay x.csv >/dev/null 2>&1");
     EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
-    /* selection: two short runs, each scored on validation episodes, the
-     * better one renamed onto --out and the other removed */
+    st = system(DP_BINARY " sim train-policy --out /dev/null --checkpoints 0 >/dev/null 2>&1");
+    EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    /* selection: two short runs, each scored at 2 checkpoints on validation
+     * episodes, the best of the 4 renamed onto --out and nothing else left */
     char dir[] = "/tmp/dp_test_select_XXXXXX";
     REQUIRE(mkdtemp(dir));
     char cmd[1024], path[256];
     snprintf(cmd, sizeof cmd,
              DP_BINARY " sim train-policy --config " DP_SOURCE_DIR "/configs/sim/pairs.json"
-             " --scenarios steady,gradual --steps 4096 --envs 4 --runs 2 --out %s/p.bin 2>%s/log",
+             " --scenarios steady,gradual --steps 4096 --envs 4 --runs 2 --checkpoints 2 --out %s/p.bin 2>%s/log",
              dir, dir);
     EXPECT_EQ_INT(system(cmd), 0);
     snprintf(path, sizeof path, "%s/p.bin", dir);
     EXPECT(access(path, F_OK) == 0);
-    snprintf(path, sizeof path, "%s/p.bin.run1.tmp", dir);
+    snprintf(path, sizeof path, "%s/p.bin.candidate.tmp", dir);
     EXPECT(access(path, F_OK) != 0);
-    snprintf(path, sizeof path, "%s/p.bin.run2.tmp", dir);
+    snprintf(path, sizeof path, "%s/p.bin.best.tmp", dir);
     EXPECT(access(path, F_OK) != 0);
     snprintf(path, sizeof path, "%s/log", dir);
     FILE *f = fopen(path, "r");
@@ -452,6 +454,7 @@ static void test_simulate_cli(void) {
     EXPECT(strstr(buf, "run 2/2 (seed 2") != NULL);
     EXPECT(strstr(buf, "worst margin over the best heuristic") != NULL);
     EXPECT(strstr(buf, "kept run ") != NULL);
+    EXPECT(strstr(buf, "4 checkpoints scored") != NULL);
     /* the kept policy acts in the pairs action set */
     snprintf(cmd, sizeof cmd,
              DP_BINARY " simulate --config " DP_SOURCE_DIR "/configs/sim/pairs.json --scenario steady"

@@ -476,6 +476,32 @@ static void test_determinism(void) {
     }
 }
 
+/* prior_logit raises one action's initial logit: with the action head's
+ * weights at gain 0.01 the others start near 0, so its probability is about
+ * e^4 / (e^4 + 4) with 5 actions, and the rest share what is left. */
+static void test_action_prior(void) {
+    PpoConfig pc;
+    ppo_config_default(&pc);
+    pc.seed = 3;
+    pc.prior_action = 0;
+    pc.prior_logit = 4;
+    Ppo *ppo = NULL;
+    DpError err = {0};
+    REQUIRE(ppo_create(&pc, 6, 5, &ppo, &err) == DP_OK);
+    float obs[6] = {0.3f, -1, 2, 0.5f, 0, 1}, probs[5];
+    ppo_predict_probs(ppo_policy(ppo), obs, probs);
+    double want = exp(4.0) / (exp(4.0) + 4);
+    EXPECT_NEAR(probs[0], want, 0.02);
+    for (int j = 1; j < 5; j++) EXPECT_NEAR(probs[j], (1 - want) / 4, 0.01);
+    EXPECT_EQ_INT(ppo_predict(ppo_policy(ppo), obs, 1, NULL), 0);
+    ppo_free(ppo);
+    pc.prior_logit = 0; /* none: about uniform */
+    REQUIRE(ppo_create(&pc, 6, 5, &ppo, &err) == DP_OK);
+    ppo_predict_probs(ppo_policy(ppo), obs, probs);
+    for (int j = 0; j < 5; j++) EXPECT_NEAR(probs[j], 0.2, 0.02);
+    ppo_free(ppo);
+}
+
 static void write_bytes(const char *path, const unsigned char *b, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) return;
@@ -587,4 +613,5 @@ static void test_cartpole_learns(void) {
 TEST_MAIN(TEST_CASE(test_cartpole_step), TEST_CASE(test_cartpole_env),
           TEST_CASE(test_cartpole_truncation), TEST_CASE(test_mlp_gradients), TEST_CASE(test_tanh), TEST_CASE(test_mlp_blocked_vs_reference),
           TEST_CASE(test_orthogonal_init), TEST_CASE(test_gae), TEST_CASE(test_ppo_loss_gradient),
-          TEST_CASE(test_determinism), TEST_CASE(test_save_load), TEST_CASE(test_cartpole_learns))
+          TEST_CASE(test_determinism), TEST_CASE(test_action_prior), TEST_CASE(test_save_load),
+          TEST_CASE(test_cartpole_learns))

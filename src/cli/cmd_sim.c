@@ -17,6 +17,8 @@
 /* the discount train-policy uses unless told otherwise */
 #define SIM_TRAIN_GAMMA 0.99
 #define SIM_TRAIN_ENT_COEF 0.01
+/* initial logit bonus of "nothing" (see sub_train_policy) */
+#define SIM_TRAIN_PRIOR 4.0
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -37,16 +39,20 @@ static void usage(FILE *out) {
             "      write one simulated run as a replay CSV (the study's recorded history)\n"
             "  train-policy --out FILE [--config FILE] [--scenarios a,b,...] [--steps N]\n"
             "               [--envs N] [--seed N] [--gamma X]\n"
-            "               [--ent-coef X] [--runs N] [--replay FILE.csv] [--window N]\n"
-            "      (defaults: 2000000 steps, 16 envs, seed 1, 4 runs, window 5; PPO with\n"
-            "      256-step rollouts, minibatch 512, 5 epochs, gamma 0.99, lr 3e-4,\n"
-            "      entropy 0.01, observation and reward normalisation)\n"
+            "               [--ent-coef X] [--prior-nothing X] [--runs N] [--checkpoints K]\n"
+            "               [--replay FILE.csv] [--window N]\n"
+            "      (defaults: 2000000 steps, 16 envs, seed 1, 4 runs, 8 checkpoints,\n"
+            "      window 5; PPO with 256-step rollouts, minibatch 512, 5 epochs, gamma\n"
+            "      0.99, lr 3e-4, entropy 0.01, the initial logit of 'nothing' raised by 4,\n"
+            "      observation and reward normalisation)\n"
             "      train PPO on a mix of scenarios (default: all) with episode seeds drawn\n"
             "      from a stream disjoint from simulate's evaluation seeds; --runs N trains\n"
-            "      N policies (seeds S..S+N-1) and keeps the one whose worst margin over\n"
-            "      the best heuristic, across the scenarios, is largest on validation\n"
-            "      episodes (30 per scenario, seeds 2^59+1.., disjoint from both); with\n"
-            "      --replay, on recorded state vectors instead (paper profile, one run)\n");
+            "      N policies (seeds S..S+N-1), scores each at K checkpoints on validation\n"
+            "      episodes (30 per scenario, seeds 2^59+1.., disjoint from both) by its\n"
+            "      worst margin over the best heuristic across the scenarios, and keeps\n"
+            "      the best (--runs 1 --checkpoints 1: no selection, the last policy);\n"
+            "      with --replay, on recorded state vectors instead (paper profile, one\n"
+            "      run, no selection)\n");
 }
 
 static int sub_show_config(int argc, char **argv) {
@@ -193,19 +199,6 @@ static int sub_record(int argc, char **argv) {
     return 0;
 }
 
-typedef struct {
-    DpProgress prog;
-} TrainCb;
-
-static int train_progress(const PpoIterInfo *info, void *user) {
-    TrainCb *t = user;
-    char extra[160];
-    snprintf(extra, sizeof extra, "return %.3f  kl %.4f  ev %.2f", info->mean_return, info->approx_kl,
-             info->explained_variance);
-    dp_progress_update(&t->prog, (double)info->steps_done, extra);
-    return 0;
-}
-
 /* Validation of candidate policies: episodes from seeds 2^59 + 1.., disjoint
  * from simulate's evaluation seeds (small integers) and from the training
  * stream (2^60 + ...). */
@@ -287,6 +280,65 @@ static DpStatus validation_score(const SimValidation *v, const char *path, doubl
     return DP_OK;
 }
 
+/* Training progress, and with selection the checkpoints: every `every`
+ * steps (and at the end of a run) the current policy is written to cand and
+ * scored on validation; the best so far across runs and checkpoints is kept
+ * in best (renamed from cand), as SB3's EvalCallback keeps its best model. */
+typedef struct {
+    DpProgress prog;
+    const Ppo *ppo;
+    const SimValidation *val; /* NULL: no selection */
+    long long every, next, total;
+    int run;
+    const char *cand, *best;
+    double best_score;
+    int best_run;
+    long long best_steps;
+    int have_best, n_scored;
+    double run_best;          /* this run's best checkpoint */
+    long long run_best_steps;
+    int run_worst;            /* its worst scenario */
+    DpStatus st;
+    DpError err;
+} TrainCb;
+
+static void train_consider(TrainCb *t, long long steps_done) {
+    if (t->st) return;
+    t->st = ppo_policy_save(ppo_policy(t->ppo), t->cand, &t->err);
+    double score = 0;
+    int worst = 0;
+    if (!t->st) t->st = validation_score(t->val, t->cand, &score, &worst, &t->err);
+    if (t->st) return;
+    t->n_scored++;
+    if (score > t->run_best) t->run_best = score, t->run_best_steps = steps_done, t->run_worst = worst;
+    if (!t->have_best || score > t->best_score) {
+        if (rename(t->cand, t->best) != 0) {
+            t->st = dp_fail(&t->err, DP_ERR_IO, "rename %s -> %s: %s", t->cand, t->best, strerror(errno));
+            return;
+        }
+        t->have_best = 1;
+        t->best_score = score;
+        t->best_run = t->run;
+        t->best_steps = steps_done;
+        dp_info("train-policy: run %d at %lld steps: worst validation margin %+.4f (%s, vs %s): "
+                "best so far", t->run, steps_done, score, t->val->name[worst], t->val->best_name[worst]);
+    }
+}
+
+static int train_progress(const PpoIterInfo *info, void *user) {
+    TrainCb *t = user;
+    char extra[160];
+    snprintf(extra, sizeof extra, "return %.3f  kl %.4f  ev %.2f", info->mean_return, info->approx_kl,
+             info->explained_variance);
+    dp_progress_update(&t->prog, (double)info->steps_done, extra);
+    if (t->val && (info->steps_done >= t->next || info->steps_done >= t->total)) {
+        train_consider(t, info->steps_done);
+        while (t->next <= info->steps_done) t->next += t->every;
+        if (t->st) return 1; /* stop: the error is reported after ppo_train */
+    }
+    return 0;
+}
+
 static int sub_train_policy(int argc, char **argv) {
     const char *cmd = "sim train-policy";
     static const struct option opts[] = {
@@ -295,10 +347,11 @@ static int sub_train_policy(int argc, char **argv) {
         {"seed", required_argument, 0, 'r'},   {"out", required_argument, 0, 'o'},
         {"replay", required_argument, 0, 'R'}, {"window", required_argument, 0, 'w'},
         {"gamma", required_argument, 0, 'g'},  {"ent-coef", required_argument, 0, 'E'},
-        {"runs", required_argument, 0, 'N'},   {0, 0, 0, 0}};
+        {"runs", required_argument, 0, 'N'},   {"checkpoints", required_argument, 0, 'K'},
+        {"prior-nothing", required_argument, 0, 'P'}, {0, 0, 0, 0}};
     const char *config = NULL, *scenarios = NULL, *out = NULL, *replay = NULL;
-    long long steps = 2000000, envs = 16, seed = 1, window = 5, runs = -1;
-    double gamma = SIM_TRAIN_GAMMA, ent_coef = SIM_TRAIN_ENT_COEF;
+    long long steps = 2000000, envs = 16, seed = 1, window = 5, runs = -1, checkpoints = -1;
+    double gamma = SIM_TRAIN_GAMMA, ent_coef = SIM_TRAIN_ENT_COEF, prior = SIM_TRAIN_PRIOR;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -329,14 +382,21 @@ static int sub_train_policy(int argc, char **argv) {
         case 'N':
             if (!cli_parse_int(cmd, "--runs", optarg, 1, 64, &runs)) return 2;
             break;
+        case 'K':
+            if (!cli_parse_int(cmd, "--checkpoints", optarg, 1, 1000, &checkpoints)) return 2;
+            break;
+        case 'P':
+            if (!cli_parse_double(cmd, "--prior-nothing", optarg, 0, 20, &prior)) return 2;
+            break;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
     if (!out) return cli_usage_error(cmd, "--out FILE is required");
-    if (replay && runs > 1)
-        return cli_usage_error(cmd, "--runs selects on simulated episodes; a --replay policy learns "
-                               "from the recording alone (one run)");
+    if (replay && (runs > 1 || checkpoints > 1))
+        return cli_usage_error(cmd, "--runs and --checkpoints select on simulated episodes; a "
+                               "--replay policy learns from the recording alone (one run)");
     if (runs < 0) runs = replay ? 1 : 4;
+    if (checkpoints < 0) checkpoints = replay ? 1 : 8;
     DpError err = {0};
     SimRlConfig rc;
     memset(&rc, 0, sizeof rc);
@@ -364,14 +424,12 @@ static int sub_train_policy(int argc, char **argv) {
     memset(&rp, 0, sizeof rp);
     SimValidation *val = NULL;
     char tmp[4096] = "", best_tmp[4096] = "";
-    double best_score = -INFINITY;
-    long long best_run = -1;
     int rcode = 0;
     if (replay && sim_replay_load(&rp, replay, (int)window, 0, &rc.base, &err)) {
         rcode = cli_fail(cmd, "%s", err.msg);
         goto out;
     }
-    if (runs > 1) {
+    if (runs > 1 || checkpoints > 1) {
         val = dp_calloc(1, sizeof *val);
         if (!val) {
             rcode = cli_fail(cmd, "out of memory");
@@ -383,6 +441,17 @@ static int sub_train_policy(int argc, char **argv) {
         }
     }
     double t_all = dp_time_mono();
+    /* with selection, candidates are written next to out and only the kept
+     * one is renamed onto it, so an interrupted run never leaves a partial out */
+    snprintf(tmp, sizeof tmp, "%s.candidate.tmp", out);
+    snprintf(best_tmp, sizeof best_tmp, "%s.best.tmp", out);
+    TrainCb cb;
+    memset(&cb, 0, sizeof cb);
+    cb.val = val;
+    cb.cand = tmp;
+    cb.best = best_tmp;
+    cb.total = steps;
+    cb.every = steps / checkpoints > 0 ? steps / checkpoints : steps;
     for (long long run = 0; run < runs; run++) {
         uint64_t rseed = (uint64_t)(seed + run);
         RlEnv *env = NULL;
@@ -400,61 +469,59 @@ static int sub_train_policy(int argc, char **argv) {
         pc.normalize_obs = 1;
         pc.normalize_reward = 1;
         pc.seed = rseed;
+        /* "nothing" starts likely: with 1 + K^2 actions of which K^2 retrain,
+         * a near-uniform head in states seldom seen (a load spike) would
+         * otherwise retrain by argmax */
+        pc.prior_action = 0;
+        pc.prior_logit = prior;
         if (!st) st = ppo_create(&pc, env->obs_dim, env->n_actions, &ppo, &err);
-        TrainCb cb;
         char label[64];
         if (runs > 1) snprintf(label, sizeof label, "train-policy %lld/%lld", run + 1, runs);
         else snprintf(label, sizeof label, "train-policy");
         dp_progress_init(&cb.prog, label, (double)steps, "steps");
+        cb.ppo = ppo;
+        cb.run = (int)run + 1;
+        cb.next = cb.every;
+        cb.run_best = -INFINITY;
         double t0 = dp_time_mono();
         if (!st) st = ppo_train(ppo, env, steps, train_progress, &cb, &err);
+        if (!st && cb.st) {
+            st = cb.st;
+            err = cb.err;
+        }
         if (!st) dp_progress_finish(&cb.prog, NULL);
-        /* every run is written next to out, and only the kept one is renamed
-         * onto it, so an interrupted selection never leaves a partial out */
-        snprintf(tmp, sizeof tmp, "%s.run%lld.tmp", out, run + 1);
-        if (!st) st = ppo_policy_save(ppo_policy(ppo), runs > 1 ? tmp : out, &err);
+        if (!st && !val) st = ppo_policy_save(ppo_policy(ppo), out, &err);
         ppo_free(ppo);
         rl_env_destroy(env);
         if (st) {
             rcode = cli_fail(cmd, "%s", err.msg);
-            if (runs > 1) unlink(tmp);
             goto out;
         }
         double secs = dp_time_mono() - t0;
-        if (runs == 1) {
+        if (!val) {
             fprintf(stderr, "trained %lld steps on %s in %.1f s; wrote %s\n", steps,
                     replay ? "the replay" : "the simulator", secs, out);
             goto out;
         }
-        double score = 0;
-        int worst = 0;
-        if (validation_score(val, tmp, &score, &worst, &err)) {
-            rcode = cli_fail(cmd, "validation: %s", err.msg);
-            unlink(tmp);
-            goto out;
-        }
         fprintf(stderr, "run %lld/%lld (seed %llu, %.1f s): worst margin over the best heuristic "
-                "%+.4f (%s, vs %s)\n", run + 1, runs, (unsigned long long)rseed, secs, score,
-                val->name[worst], val->best_name[worst]);
-        if (score > best_score) {
-            if (best_tmp[0]) unlink(best_tmp);
-            snprintf(best_tmp, sizeof best_tmp, "%s", tmp);
-            best_score = score;
-            best_run = run;
-        } else {
-            unlink(tmp);
-        }
+                "%+.4f (%s, vs %s) at its best checkpoint, %lld steps\n", run + 1, runs,
+                (unsigned long long)rseed, secs, cb.run_best, val->name[cb.run_worst],
+                val->best_name[cb.run_worst], cb.run_best_steps);
     }
+    unlink(tmp);
     if (rename(best_tmp, out) != 0) {
         rcode = cli_fail(cmd, "rename %s -> %s: %s", best_tmp, out, strerror(errno));
         goto out;
     }
-    best_tmp[0] = 0;
-    fprintf(stderr, "trained %lld runs of %lld steps on the simulator in %.1f s; kept run %lld "
-            "(seed %lld, worst validation margin %+.4f); wrote %s\n", runs, steps,
-            dp_time_mono() - t_all, best_run + 1, seed + best_run, best_score, out);
+    fprintf(stderr, "trained %lld runs of %lld steps on the simulator in %.1f s, %d checkpoints "
+            "scored; kept run %d (seed %lld) at %lld steps (worst validation margin %+.4f); wrote %s\n",
+            runs, steps, dp_time_mono() - t_all, cb.n_scored, cb.best_run, seed + cb.best_run - 1,
+            cb.best_steps, cb.best_score, out);
 out:
-    if (best_tmp[0]) unlink(best_tmp);
+    if (val) {
+        unlink(tmp);
+        unlink(best_tmp);
+    }
     free(val);
     sim_replay_free(&rp);
     return rcode;

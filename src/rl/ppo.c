@@ -308,6 +308,10 @@ DpStatus ppo_create(const PpoConfig *cfg, int obs_dim, int n_actions, Ppo **out,
     st = ppo_policy_create(obs_dim, n_actions, cfg->n_hidden, cfg->hidden, cfg->activation,
                            cfg->normalize_obs, cfg->clip_obs, &init_rng, &p->pol, err);
     if (st) goto fail;
+    if (cfg->prior_logit != 0 && cfg->prior_action >= 0 && cfg->prior_action < n_actions) {
+        RlMlp *pi = &p->pol->pi;
+        pi->params[pi->b_off[pi->n_layers - 1] + (size_t)cfg->prior_action] = (float)cfg->prior_logit;
+    }
     p->n_pi = p->pol->pi.n_params;
     p->n_params = p->n_pi + p->pol->vf.n_params;
     size_t bytes = p->n_params * sizeof(float);

@@ -288,6 +288,12 @@ typedef struct {
     RlActivation activation;    /* (tanh) */
     double adam_eps;            /* (1e-5) */
     int n_threads;              /* threads for minibatch updates (1) */
+    /* A prior on one action: its initial logit is raised by prior_logit (0:
+     * none; SB3 has no such option).  Where one action is the default ("do
+     * nothing") and the others are rare, states the learner seldom visits keep
+     * the default instead of the argmax of a near-uniform head. */
+    int prior_action;
+    double prior_logit;
     uint64_t seed;
 } PpoConfig;
 

@@ -508,6 +508,20 @@ static void test_execute_and_record(void) {
     fix_free(&fx);
 }
 
+/* After one deploy: traffic on `serving`, the registry's current versions of
+ * aws and azure, the serving service reloaded with its version and the other
+ * never reloaded. */
+static void expect_served(Fix *fx, Control *c, int serving, const char *aws_v, const char *azure_v) {
+    EXPECT_EQ_INT(control_serving(c), serving);
+    EXPECT_STREQ(fx->svc[serving].version, serving ? azure_v : aws_v);
+    EXPECT_EQ_INT(fx->svc[1 - serving].reloads, 0);
+    char v[REGISTRY_ID_MAX];
+    current(fx, "aws", v);
+    EXPECT_STREQ(v, aws_v);
+    current(fx, "azure", v);
+    EXPECT_STREQ(v, azure_v);
+}
+
 static void test_switch_target_via_router(void) {
     Fix fx;
     REQUIRE(fix_init(&fx, "ok", 0.05, 0.7) == 0);
@@ -536,14 +550,7 @@ static void test_switch_target_via_router(void) {
     char active[64];
     router_active(r, active, sizeof active);
     EXPECT_STREQ(active, "azure");
-    EXPECT_EQ_INT(control_serving(c), 1);
-    EXPECT_STREQ(fx.svc[1].version, "v000002");
-    EXPECT_EQ_INT(fx.svc[0].reloads, 0);
-    char v[REGISTRY_ID_MAX];
-    current(&fx, "azure", v);
-    EXPECT_STREQ(v, "v000002");
-    current(&fx, "aws", v);
-    EXPECT_STREQ(v, "v000001");
+    expect_served(&fx, c, 1, "v000001", "v000002");
     control_destroy(c);
     router_destroy(r);
     fix_free(&fx);
@@ -567,14 +574,7 @@ static void test_train_elsewhere_serve_here(void) {
     EXPECT_NEAR(info.obs.accuracy_mean, 0.7, 1e-9); /* one reading so far */
     EXPECT(strstr(info.reason, "to serve on aws") != NULL);
     EXPECT(control_wait_idle(c, 20));
-    EXPECT_EQ_INT(control_serving(c), 0);
-    EXPECT_STREQ(fx.svc[0].version, "v000002");
-    EXPECT_EQ_INT(fx.svc[1].reloads, 0);
-    char v[REGISTRY_ID_MAX];
-    current(&fx, "aws", v);
-    EXPECT_STREQ(v, "v000002");
-    current(&fx, "azure", v);
-    EXPECT_STREQ(v, "v000001");
+    expect_served(&fx, c, 0, "v000002", "v000001");
     /* the job ran, and was charged, on azure */
     EXPECT_NEAR(own_metric(c, "driftpilot_cost_total", "target", "azure"), 0.038, 1e-12);
     EXPECT_NEAR(own_metric(c, "driftpilot_cost_total", "target", "aws"), 0, 0);

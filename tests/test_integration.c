@@ -26,7 +26,7 @@
 
 static char g_tmp[512];
 static char g_simcfg[600];
-static char g_model[600], g_policy[600];
+static char g_model[600], g_policy[600], g_policy_pairs[600];
 static int g_ready = 0;
 
 static double now_s(void) {
@@ -165,22 +165,28 @@ static void setup(void) {
     atexit(cleanup);
     snprintf(g_model, sizeof g_model, "%s/model", g_tmp);
     snprintf(g_policy, sizeof g_policy, "%s/ppo.bin", g_tmp);
+    snprintf(g_policy_pairs, sizeof g_policy_pairs, "%s/ppo-pairs.bin", g_tmp);
     char *pre[] = {DP_BINARY, "pretrain", "--out", g_model, "--steps", "30", "--services", "8",
                    "--layers", "1", "--heads", "2", "--width", "32", "--positions", "64",
                    "--vocab", "2000", "--eval-n", "10", "--batch", "8", "--quiet", NULL};
     char *pol[] = {DP_BINARY, "sim", "train-policy", "--out", g_policy, "--steps", "20000", NULL};
+    char *pol2[] = {DP_BINARY, "sim", "train-policy", "--out", g_policy_pairs, "--steps", "20000",
+                    "--actions", "pairs", NULL};
     /* a simulator config file for experiment.sim_config (the defaults, as a
      * calibration would write them) */
     snprintf(g_simcfg, sizeof g_simcfg, "%s/sim.json", g_tmp);
     char *cal[] = {DP_BINARY, "sim", "calibrate", "--jobs", DP_TEST_DATA "/sim/jobs", "--out", g_simcfg, NULL};
-    if (run_quiet(pre, 120) && run_quiet(pol, 120) && run_quiet(cal, 30)) g_ready = 1;
+    if (run_quiet(pre, 120) && run_quiet(pol, 120) && run_quiet(pol2, 120) && run_quiet(cal, 30))
+        g_ready = 1;
 }
 
-static void write_config_scenario(const char *path, const char *scenario, const char *duration) {
+/* extra: more lines for the [experiment] table ("" for none) */
+static void write_config_extra(const char *path, const char *scenario, const char *duration,
+                               const char *extra) {
     FILE *f = fopen(path, "w");
     if (!f) return;
     fprintf(f,
-            "[experiment]\n"
+            "[experiment]\n%s"
             "scenario = \"%s\"\n"
             "duration = \"%s\"\n"
             "scale = 60\n"
@@ -201,8 +207,12 @@ static void write_config_scenario(const char *path, const char *scenario, const 
             "service_url = \"http://127.0.0.1:2\"\nnetwork_distance_ms = 3\n\n"
             "[control]\ndecision_interval = \"60s\"\njob_time_limit = \"2m\"\n\n"
             "[router]\nactive = \"aws\"\nemulate_distance = true\n",
-            scenario, duration, g_simcfg);
+            extra, scenario, duration, g_simcfg);
     fclose(f);
+}
+
+static void write_config_scenario(const char *path, const char *scenario, const char *duration) {
+    write_config_extra(path, scenario, duration, "");
 }
 
 static void write_config(const char *path, const char *duration) {
@@ -504,5 +514,79 @@ static void test_outage_experiment(void) {
     store_close(s);
 }
 
-TEST_MAIN(TEST_CASE(test_outage_experiment), TEST_CASE(test_one_minute_experiment), TEST_CASE(test_interrupt_stops_everything),
+typedef struct {
+    int pairs_ran;      /* executed retrain@azure+deploy@aws */
+    int jobs_azure, jobs_other;
+    int deploys_aws, deploys_other;
+} PairsCounts;
+
+static int on_pairs_decision(const StoreDecision *d, void *u) {
+    PairsCounts *c = u;
+    if (d->executed && !strcmp(d->action, "retrain@azure+deploy@aws")) c->pairs_ran++;
+    return 0;
+}
+static int on_pairs_job(const StoreJob *j, void *u) {
+    PairsCounts *c = u;
+    if (j->kind && !strcmp(j->kind, "retrain")) {
+        if (j->target && !strcmp(j->target, "azure")) c->jobs_azure++;
+        else c->jobs_other++;
+    }
+    return 0;
+}
+static int on_pairs_deploy(const StoreDeployment *d, void *u) {
+    PairsCounts *c = u;
+    if (d->kind && !strcmp(d->kind, "deploy")) {
+        if (d->target && !strcmp(d->target, "aws")) c->deploys_aws++;
+        else c->deploys_other++;
+    }
+    return 0;
+}
+
+/* actions = "pairs" live: the static schedule trains on azure and its models
+ * serve on aws, where the traffic is; the adaptive pipeline runs a policy
+ * trained with the same action set, and the prediction uses it too. */
+static void test_pairs_experiment(void) {
+    setup();
+    REQUIRE_BINARY(DP_BINARY);
+    REQUIRE(g_ready);
+    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    char cfg[700], out[700], so[700], se[700];
+    exp_paths("pairs", cfg, out, so, se);
+    write_config_extra(cfg, "gradual", "40m", "actions = \"pairs\"\nstatic_policy = \"static:15m:azure\"\n");
+    char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
+                    g_policy_pairs, "--out", out, NULL};
+    double t0 = now_s();
+    pid_t pid = spawn(argv, so, se);
+    int st = wait_for(pid, 300);
+    fprintf(stderr, "  pairs experiment took %.1f s\n", now_s() - t0);
+    REQUIRE(st >= 0);
+    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; see %s", st, se);
+    EXPECT_EQ_INT(count_children(), 0);
+    EXPECT(file_contains(so, "| adaptive |"));
+    EXPECT(file_nonempty(out, "sim_prediction.json"));
+    char path[800];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/work/r1/%s/driftpilot.toml", out, i ? "adaptive" : "static-15m");
+        EXPECT_MSG(file_contains(path, "actions = \"pairs\""), "%s", path);
+    }
+    snprintf(path, sizeof path, "%s/work/r1/static-15m/store.db", out);
+    Store *s = NULL;
+    DpError err = {0};
+    REQUIRE(store_open(path, &s, &err) == DP_OK);
+    PairsCounts c = {0};
+    EXPECT(store_each_decision(s, "static-15m-r1", on_pairs_decision, &c, &err) == DP_OK);
+    EXPECT(store_each_job(s, "static-15m-r1", on_pairs_job, &c, &err) == DP_OK);
+    EXPECT(store_each_deployment(s, "static-15m-r1", on_pairs_deploy, &c, &err) == DP_OK);
+    store_close(s);
+    fprintf(stderr, "  pairs: %d retrain@azure+deploy@aws ran, jobs azure %d other %d, "
+            "deploys aws %d other %d\n", c.pairs_ran, c.jobs_azure, c.jobs_other, c.deploys_aws,
+            c.deploys_other);
+    EXPECT(c.pairs_ran >= 2);
+    EXPECT_EQ_INT(c.jobs_azure, c.pairs_ran);
+    EXPECT_EQ_INT(c.jobs_other, 0);
+    EXPECT(c.deploys_aws >= 1);
+    EXPECT_EQ_INT(c.deploys_other, 0);
+}
+
+TEST_MAIN(TEST_CASE(test_outage_experiment), TEST_CASE(test_pairs_experiment), TEST_CASE(test_one_minute_experiment), TEST_CASE(test_interrupt_stops_everything),
           TEST_CASE(test_failed_service_is_named))

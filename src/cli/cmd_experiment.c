@@ -51,6 +51,7 @@ typedef struct {
     char drift_policy[64];
     int sim_seeds;
     char sim_config[EXP_PATH_MAX]; /* simulator config for the prediction ("": the study's) */
+    char actions[16];           /* targets (the study's) | pairs: train on one target, serve on another */
     long long seed;
     double health_timeout_s;
     double stop_grace_s;
@@ -75,6 +76,7 @@ static void settings_default(ExpSettings *s) {
     snprintf(s->static_policy, sizeof s->static_policy, "static:15m:aws");
     snprintf(s->threshold_policy, sizeof s->threshold_policy, "threshold");
     snprintf(s->drift_policy, sizeof s->drift_policy, "ph");
+    snprintf(s->actions, sizeof s->actions, "targets");
     s->sim_seeds = 10;
     s->seed = 1;
     s->health_timeout_s = 60;
@@ -156,6 +158,7 @@ static DpStatus set_key(ExpSettings *s, const char *name, int line, const char *
     STR("drift_policy", drift_policy)
     NUM("sim_seeds", sim_seeds, 1, 1000)
     STR("sim_config", sim_config)
+    STR("actions", actions)
     NUM("seed", seed, 0, 1e15)
     DUR("health_timeout", health_timeout_s)
     DUR("stop_grace", stop_grace_s)
@@ -231,6 +234,9 @@ static DpStatus load_config(const char *path, ExpSettings *s, DeployConfig *dc, 
                            "%s: target %s: the experiment runs every target on this machine "
                            "(executor \"local\"), not \"%s\"",
                            name, dc->targets[k].name, deploy_exec_kind_str(dc->targets[k].executor));
+    if (strcmp(s->actions, "targets") && strcmp(s->actions, "pairs"))
+        return dp_fail(err, DP_ERR_INVAL, "%s: experiment.actions: expected \"targets\" or \"pairs\", "
+                       "got \"%s\"", name, s->actions);
     if (s->sim_config[0]) { /* a bad file fails now, not after the live run */
         SimConfig sc;
         sim_config_default(&sc);
@@ -514,6 +520,7 @@ static DpStatus write_control_config(Exp *x, Pipe *p, DpError *err) {
                   "rollback_window = %.17g\n",
                   c->decision_interval_s, x->set.scale, p->registry, p->store, c->job_time_limit_s,
                   c->rollback_margin, c->rollback_window_s);
+    dp_buf_printf(&b, "\n[policy]\nactions = \"%s\"\n", x->set.actions);
     dp_buf_printf(&b, "\n[metrics]\nsource = \"direct\"\n");
     dp_buf_printf(&b,
                   "\n[router]\nlisten = \"127.0.0.1:%d\"\nemulate_distance = %s\n"
@@ -962,6 +969,7 @@ static DpStatus run_simulator(Exp *x, char *json, size_t jcap, char *dec, size_t
         return dp_error_wrap(err, "experiment.sim_config");
     sc.duration_s = x->set.duration_s;
     sc.interval_s = x->dc->control.decision_interval_s;
+    if (!strcmp(x->set.actions, "pairs")) sc.action_set = SIM_ACTIONS_PAIRS;
     if ((s = sim_config_validate(&sc, err))) return dp_error_wrap(err, "simulator config");
     if ((s = sim_config_save(&sc, cfg, err))) return s;
     char *argv[32];
@@ -1257,10 +1265,15 @@ int cmd_experiment(int argc, char **argv) {
     if (has_pipe(x, "adaptive")) {
         if (policy) {
             if (!realpath(policy, x->policy)) snprintf(x->policy, sizeof x->policy, "%s", policy);
-        } else if (exp_cache_policy(x->exe, x->set.policy_args, x->policy, sizeof x->policy,
-                                    &err)) {
-            rc = exp_stop_requested ? 130 : cli_fail(CMD, "%s", err.msg);
-            goto done;
+        } else {
+            /* the policy must act in the controllers' action set */
+            char args[sizeof x->set.policy_args + 32];
+            snprintf(args, sizeof args, "%s%s", x->set.policy_args,
+                     strcmp(x->set.actions, "pairs") ? "" : " --actions pairs");
+            if (exp_cache_policy(x->exe, args, x->policy, sizeof x->policy, &err)) {
+                rc = exp_stop_requested ? 130 : cli_fail(CMD, "%s", err.msg);
+                goto done;
+            }
         }
     }
     {

@@ -40,7 +40,7 @@ static void usage(FILE *out) {
             "  train-policy --out FILE [--config FILE] [--scenarios a,b,...] [--steps N]\n"
             "               [--envs N] [--seed N] [--gamma X]\n"
             "               [--ent-coef X] [--prior-nothing X] [--runs N] [--checkpoints K]\n"
-            "               [--replay FILE.csv] [--window N]\n"
+            "               [--actions targets|pairs] [--replay FILE.csv] [--window N]\n"
             "      (defaults: 2000000 steps, 16 envs, seed 1, 4 runs, 8 checkpoints,\n"
             "      window 5; PPO with 256-step rollouts, minibatch 512, 5 epochs, gamma\n"
             "      0.99, lr 3e-4, entropy 0.01, the initial logit of 'nothing' raised by 4,\n"
@@ -348,8 +348,9 @@ static int sub_train_policy(int argc, char **argv) {
         {"replay", required_argument, 0, 'R'}, {"window", required_argument, 0, 'w'},
         {"gamma", required_argument, 0, 'g'},  {"ent-coef", required_argument, 0, 'E'},
         {"runs", required_argument, 0, 'N'},   {"checkpoints", required_argument, 0, 'K'},
-        {"prior-nothing", required_argument, 0, 'P'}, {0, 0, 0, 0}};
-    const char *config = NULL, *scenarios = NULL, *out = NULL, *replay = NULL;
+        {"prior-nothing", required_argument, 0, 'P'}, {"actions", required_argument, 0, 'A'},
+        {0, 0, 0, 0}};
+    const char *config = NULL, *scenarios = NULL, *out = NULL, *replay = NULL, *actions = NULL;
     long long steps = 2000000, envs = 16, seed = 1, window = 5, runs = -1, checkpoints = -1;
     double gamma = SIM_TRAIN_GAMMA, ent_coef = SIM_TRAIN_ENT_COEF, prior = SIM_TRAIN_PRIOR;
     optind = 1;
@@ -388,6 +389,7 @@ static int sub_train_policy(int argc, char **argv) {
         case 'P':
             if (!cli_parse_double(cmd, "--prior-nothing", optarg, 0, 20, &prior)) return 2;
             break;
+        case 'A': actions = optarg; break;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
@@ -402,6 +404,8 @@ static int sub_train_policy(int argc, char **argv) {
     memset(&rc, 0, sizeof rc);
     sim_config_default(&rc.base);
     if (config && sim_config_load(&rc.base, config, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (actions && sim_action_set_parse(actions, &rc.base.action_set, &err))
+        return cli_usage_error(cmd, "--actions: %s", err.msg);
     if (scenarios) {
         char buf[1024];
         snprintf(buf, sizeof buf, "%s", scenarios);

@@ -27,6 +27,9 @@ static void usage(FILE *out) {
             "per seed up front) for each scenario and prints the study's comparison table.\n\n"
             "options:\n"
             "  --config FILE       simulator config (JSON; default: built-in, the study's setup)\n"
+            "  --actions SET       the action set, over the config's: targets (the study's:\n"
+            "                      retrain and serve on one target), pairs (train on one,\n"
+            "                      serve on another) or steps (no oracle)\n"
             "  --scenario NAME     a scenario (repeatable; default all: steady, spike, gradual,\n"
             "                      sudden, recurring, price-change, outage)\n"
             "  --seeds N           episodes per scenario (default 30); seeds are B..B+N-1\n"
@@ -138,8 +141,8 @@ int cmd_simulate(int argc, char **argv) {
         {"seeds", required_argument, 0, 'n'},  {"seed-base", required_argument, 0, 'b'},
         {"policy", required_argument, 0, 'p'}, {"ppo", required_argument, 0, 'P'},
         {"json", no_argument, 0, 'j'},         {"decisions", required_argument, 0, 'd'},
-        {0, 0, 0, 0}};
-    const char *config = NULL, *decisions = NULL;
+        {"actions", required_argument, 0, 'A'}, {0, 0, 0, 0}};
+    const char *config = NULL, *decisions = NULL, *actions = NULL;
     const char *scen[MAX_SCENARIOS];
     const char *specs[MAX_POLICIES];
     int n_scen = 0, n_specs = 0, json = 0, explicit_policies = 0;
@@ -172,6 +175,7 @@ int cmd_simulate(int argc, char **argv) {
             break;
         case 'j': json = 1; break;
         case 'd': decisions = optarg; break;
+        case 'A': actions = optarg; break;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
@@ -194,6 +198,8 @@ int cmd_simulate(int argc, char **argv) {
     SimConfig base;
     sim_config_default(&base);
     if (config && sim_config_load(&base, config, &err)) return cli_fail(cmd, "%s", err.msg);
+    if (actions && sim_action_set_parse(actions, &base.action_set, &err))
+        return cli_usage_error(cmd, "--actions: %s", err.msg);
     for (int i = 0; i < n_scen; i++) {
         SimConfig t = base;
         if (sim_scenario_apply(&t, scen[i], &err)) return cli_usage_error(cmd, "%s", err.msg);

@@ -111,6 +111,11 @@ typedef struct {
     int deploy_target; /* where a retrain's result serves: target, except in SIM_ACTIONS_PAIRS */
 } SimDecision;
 
+/* "targets", "steps", "pairs" <-> the set; parse returns DP_ERR_INVAL naming
+ * the choices for anything else. */
+DpStatus sim_action_set_parse(const char *name, SimActionSet *out, DpError *err);
+const char *sim_action_set_name(SimActionSet set);
+
 int sim_action_count(SimActionSet set, int n_targets);
 /* Decodes an action index; out-of-range actions decode as nothing. */
 SimDecision sim_action_decode(SimActionSet set, int n_targets, int action);

@@ -52,6 +52,22 @@ const char *sim_state_feature_name(SimProfile profile, int n_targets, int i, cha
 
 // ---- actions ----
 
+static const char *const action_set_names[] = {"targets", "steps", "pairs"};
+
+DpStatus sim_action_set_parse(const char *name, SimActionSet *out, DpError *err) {
+    for (int i = 0; i < 3; i++)
+        if (name && !strcmp(name, action_set_names[i])) {
+            *out = (SimActionSet)i;
+            return DP_OK;
+        }
+    return dp_fail(err, DP_ERR_INVAL, "action set '%s': expected targets, steps or pairs",
+                   name ? name : "");
+}
+
+const char *sim_action_set_name(SimActionSet set) {
+    return set >= 0 && set <= 2 ? action_set_names[set] : "?";
+}
+
 int sim_action_count(SimActionSet set, int n_targets) {
     if (set == SIM_ACTIONS_TARGETS) return 1 + n_targets;
     if (set == SIM_ACTIONS_PAIRS) return 1 + n_targets * n_targets;

@@ -293,23 +293,37 @@ static void exp_paths(const char *tag, char *cfg, char *out, char *so, char *se)
     snprintf(se, 700, "%s/%s.stderr", g_tmp, tag);
 }
 
+/* Every live case: the tiny model and policy, and this process as the
+ * subreaper, so that anything the experiment leaves behind is counted. */
+#define LIVE_CASE_BEGIN()                                        \
+    do {                                                         \
+        setup();                                                 \
+        REQUIRE_BINARY(DP_BINARY);                               \
+        REQUIRE(g_ready);                                        \
+        REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0); \
+    } while (0)
+
+/* Runs an experiment to its end (300 s at most): it exits 0 and leaves no
+ * child behind.  Returns 0 when it could not be waited for. */
+static int run_to_end(char **argv, const char *so, const char *se, const char *what) {
+    double t0 = now_s();
+    pid_t pid = spawn(argv, so, se);
+    int st = wait_for(pid, 300);
+    fprintf(stderr, "  %s took %.1f s\n", what, now_s() - t0);
+    if (st < 0) return 0;
+    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; see %s", st, se);
+    EXPECT_EQ_INT(count_children(), 0);
+    return 1;
+}
+
 static void test_one_minute_experiment(void) {
-    setup();
-    REQUIRE_BINARY(DP_BINARY);
-    REQUIRE(g_ready);
-    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    LIVE_CASE_BEGIN();
     char cfg[700], out[700], so[700], se[700];
     exp_paths("minute", cfg, out, so, se);
     write_config(cfg, "1h");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
                     g_policy, "--out", out, NULL};
-    double t0 = now_s();
-    pid_t pid = spawn(argv, so, se);
-    int st = wait_for(pid, 300);
-    fprintf(stderr, "  experiment took %.1f s\n", now_s() - t0);
-    REQUIRE(st >= 0);
-    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; see %s", st, se);
-    EXPECT_EQ_INT(count_children(), 0);
+    REQUIRE(run_to_end(argv, so, se, "experiment"));
     int listed = 0;
     EXPECT_EQ_INT(live_listed_pids(out, &listed), 0);
     /* 4 services, 2 routers, 2 controllers, the load generator, the simulator */
@@ -374,10 +388,7 @@ static void test_one_minute_experiment(void) {
 }
 
 static void test_interrupt_stops_everything(void) {
-    setup();
-    REQUIRE_BINARY(DP_BINARY);
-    REQUIRE(g_ready);
-    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    LIVE_CASE_BEGIN();
     char cfg[700], out[700], so[700], se[700];
     exp_paths("interrupt", cfg, out, so, se);
     write_config(cfg, "4h");
@@ -403,10 +414,7 @@ static void test_interrupt_stops_everything(void) {
 }
 
 static void test_failed_service_is_named(void) {
-    setup();
-    REQUIRE_BINARY(DP_BINARY);
-    REQUIRE(g_ready);
-    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    LIVE_CASE_BEGIN();
     /* A "model" with a config.json that is not a GPT-2 config: it publishes
      * to the registry, but no service can load it. */
     char bad[700], cfg[700], out[700], so[700], se[700];
@@ -458,22 +466,13 @@ static int on_outage_decision(const StoreDecision *d, void *u) {
  * and a static retrain on aws that falls in the outage must be recorded as
  * not carried out; aws must serve again afterwards. */
 static void test_outage_experiment(void) {
-    setup();
-    REQUIRE_BINARY(DP_BINARY);
-    REQUIRE(g_ready);
-    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    LIVE_CASE_BEGIN();
     char cfg[700], out[700], so[700], se[700];
     exp_paths("outage", cfg, out, so, se);
     write_config_scenario(cfg, "outage", "1h");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
                     g_policy, "--out", out, "--pipelines", "static-15m", NULL};
-    double t0 = now_s();
-    pid_t pid = spawn(argv, so, se);
-    int st = wait_for(pid, 300);
-    fprintf(stderr, "  outage experiment took %.1f s\n", now_s() - t0);
-    REQUIRE(st >= 0);
-    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; see %s", st, se);
-    EXPECT_EQ_INT(count_children(), 0);
+    REQUIRE(run_to_end(argv, so, se, "outage experiment"));
     EXPECT_MSG(file_contains(se, "outage: aws down in every pipeline"), "see %s", se);
     EXPECT_MSG(file_contains(se, "outage over: aws started again"), "see %s", se);
 
@@ -546,22 +545,13 @@ static int on_pairs_deploy(const StoreDeployment *d, void *u) {
  * serve on aws, where the traffic is; the adaptive pipeline runs a policy
  * trained with the same action set, and the prediction uses it too. */
 static void test_pairs_experiment(void) {
-    setup();
-    REQUIRE_BINARY(DP_BINARY);
-    REQUIRE(g_ready);
-    REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
+    LIVE_CASE_BEGIN();
     char cfg[700], out[700], so[700], se[700];
     exp_paths("pairs", cfg, out, so, se);
     write_config_extra(cfg, "gradual", "40m", "actions = \"pairs\"\nstatic_policy = \"static:15m:azure\"\n");
     char *argv[] = {DP_BINARY, "experiment", "--config", cfg, "--model", g_model, "--policy",
                     g_policy_pairs, "--out", out, NULL};
-    double t0 = now_s();
-    pid_t pid = spawn(argv, so, se);
-    int st = wait_for(pid, 300);
-    fprintf(stderr, "  pairs experiment took %.1f s\n", now_s() - t0);
-    REQUIRE(st >= 0);
-    EXPECT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; see %s", st, se);
-    EXPECT_EQ_INT(count_children(), 0);
+    REQUIRE(run_to_end(argv, so, se, "pairs experiment"));
     EXPECT(file_contains(so, "| adaptive |"));
     EXPECT(file_nonempty(out, "sim_prediction.json"));
     char path[800];

@@ -234,7 +234,8 @@ static DpStatus load_config(const char *path, ExpSettings *s, DeployConfig *dc, 
                            "%s: target %s: the experiment runs every target on this machine "
                            "(executor \"local\"), not \"%s\"",
                            name, dc->targets[k].name, deploy_exec_kind_str(dc->targets[k].executor));
-    if (strcmp(s->actions, "targets") && strcmp(s->actions, "pairs"))
+    SimActionSet set;
+    if (sim_action_set_parse(s->actions, &set, NULL) || set == SIM_ACTIONS_STEPS)
         return dp_fail(err, DP_ERR_INVAL, "%s: experiment.actions: expected \"targets\" or \"pairs\", "
                        "got \"%s\"", name, s->actions);
     if (s->sim_config[0]) { /* a bad file fails now, not after the live run */
@@ -969,7 +970,7 @@ static DpStatus run_simulator(Exp *x, char *json, size_t jcap, char *dec, size_t
         return dp_error_wrap(err, "experiment.sim_config");
     sc.duration_s = x->set.duration_s;
     sc.interval_s = x->dc->control.decision_interval_s;
-    if (!strcmp(x->set.actions, "pairs")) sc.action_set = SIM_ACTIONS_PAIRS;
+    sim_action_set_parse(x->set.actions, &sc.action_set, NULL); /* checked at load */
     if ((s = sim_config_validate(&sc, err))) return dp_error_wrap(err, "simulator config");
     if ((s = sim_config_save(&sc, cfg, err))) return s;
     char *argv[32];

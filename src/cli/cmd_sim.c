@@ -267,17 +267,18 @@ static DpStatus validation_score(const SimValidation *v, const char *path, doubl
                                  DpError *err) {
     *score = INFINITY;
     *worst = 0;
-    for (int k = 0; k < v->n_scen; k++) {
-        Policy *p = NULL;
-        DpStatus st = policy_ppo_create(path, &v->cfg[k], &p, err);
+    /* scenarios change traffic, drift and events, not what the policy reads
+     * or does, so one load serves them all */
+    Policy *p = NULL;
+    DpStatus st = policy_ppo_create(path, &v->cfg[0], &p, err);
+    for (int k = 0; !st && k < v->n_scen; k++) {
         double r = 0;
-        if (!st) st = mean_reward(p, &v->cfg[k], &r, err);
-        policy_destroy(p);
-        if (st) return st;
+        st = mean_reward(p, &v->cfg[k], &r, err);
         double m = r - v->best_heuristic[k];
-        if (m < *score) *score = m, *worst = k;
+        if (!st && m < *score) *score = m, *worst = k;
     }
-    return DP_OK;
+    policy_destroy(p);
+    return st;
 }
 
 /* Training progress, and with selection the checkpoints: every `every`

@@ -689,8 +689,7 @@ DpStatus control_step(Control *c, ControlStepInfo *info, DpError *err) {
         } else {
             tname = c->cc.deploy.targets[d.target].name;
             char why[400];
-            int dk = d.deploy_target >= 0 ? d.deploy_target : d.target;
-            info->executed = start_retrain(c, d.target, dk, obs, why, sizeof why);
+            info->executed = start_retrain(c, d.target, d.deploy_target, obs, why, sizeof why);
             snprintf(info->reason, sizeof info->reason, "%s: %s (%s); %s%s", pname,
                      info->action_name, state_txt, info->executed ? "" : "not executed: ", why);
             if (!info->executed) snprintf(err_text, sizeof err_text, "%s; keep serving", why);
@@ -967,8 +966,12 @@ DpStatus control_create(const ControlConfig *cc, Control **out, DpError *err) {
     c->sim.n_targets = c->n;
     c->sim.interval_s = d->control.decision_interval_s;
     c->sim.profile = c->cc.profile;
-    /* "pairs" lets a policy train on one target and serve on another */
-    c->sim.action_set = strcmp(d->policy.actions, "pairs") ? SIM_ACTIONS_TARGETS : SIM_ACTIONS_PAIRS;
+    /* "pairs" lets a policy train on one target and serve on another (the
+     * deploy config admits only targets|pairs) */
+    if ((st = sim_action_set_parse(d->policy.actions, &c->sim.action_set, err))) {
+        dp_error_wrap(err, "control: policy.actions");
+        goto fail;
+    }
     c->sim.reward.w_bleu = d->reward.bleu_weight;
     c->sim.reward.w_accuracy = d->reward.accuracy_weight;
     c->sim.reward.cost_weight = d->reward.cost_weight;

@@ -67,8 +67,8 @@ struct Control {
 
     /* the served model's recent accuracy readings (state feature
      * accuracy_mean); only the control thread touches these */
-    double acc_ring[SIM_ACC_WINDOW];
-    int acc_n, acc_epoch;
+    SimAccWindow acc;
+    int acc_epoch;
     double acc_read_wall;        /* last_ok_wall of the reading pushed last */
 
     /* own metrics */

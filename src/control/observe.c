@@ -260,30 +260,21 @@ DpStatus control_read_targets_(Control *c, DpError *err) {
     return DP_OK;
 }
 
-static double acc_window_mean(const Control *c, double fallback) {
-    int n = c->acc_n < SIM_ACC_WINDOW ? c->acc_n : SIM_ACC_WINDOW;
-    if (n == 0) return fallback;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += c->acc_ring[i];
-    return sum / n;
-}
-
 void control_note_accuracy_(Control *c, SimObservation *o) {
     pthread_mutex_lock(&c->mu);
     int epoch = c->model_epoch;
     pthread_mutex_unlock(&c->mu);
     if (epoch != c->acc_epoch) {
         c->acc_epoch = epoch;
-        c->acc_n = 0;
+        sim_acc_window_reset(&c->acc);
         c->acc_read_wall = -1;
     }
     const CtlTarget *t = &c->t[o->serving_target];
     if (isfinite(o->accuracy) && t->last_ok_wall > 0 && t->last_ok_wall != c->acc_read_wall) {
-        c->acc_ring[c->acc_n % SIM_ACC_WINDOW] = o->accuracy;
-        c->acc_n++;
+        sim_acc_window_push(&c->acc, o->accuracy);
         c->acc_read_wall = t->last_ok_wall;
     }
-    o->accuracy_mean = acc_window_mean(c, o->accuracy);
+    o->accuracy_mean = sim_acc_window_mean(&c->acc, o->accuracy);
 }
 
 void control_fill_obs_(Control *c, double now_s, SimObservation *o) {
@@ -305,7 +296,7 @@ void control_fill_obs_(Control *c, double now_s, SimObservation *o) {
     o->f1 = t->f1;
     o->queue = t->queue;
     o->serving_target = s;
-    o->accuracy_mean = acc_window_mean(c, o->accuracy);
+    o->accuracy_mean = sim_acc_window_mean(&c->acc, o->accuracy);
     o->n_targets = c->n;
     for (int k = 0; k < c->n && k < SIM_MAX_TARGETS; k++) {
         o->price[k] = c->sim.targets[k].price;

@@ -68,6 +68,18 @@ typedef enum {
                                 (the diagonal j = k is the study's set) */
 } SimActionSet;
 
+/* The served model's last SIM_ACC_WINDOW accuracy readings, behind the state's
+ * accuracy_mean; the simulator and the live controller keep one each and
+ * restart it whenever a new model serves. */
+typedef struct {
+    double v[SIM_ACC_WINDOW];
+    int n; /* readings since the restart */
+} SimAccWindow;
+static inline void sim_acc_window_reset(SimAccWindow *w) { w->n = 0; }
+void sim_acc_window_push(SimAccWindow *w, double accuracy);
+/* Mean of the readings held; fallback when there is none yet. */
+double sim_acc_window_mean(const SimAccWindow *w, double fallback);
+
 /* Raw quantities observed over the last decision interval (what Prometheus
  * and the feedback endpoint give the live controller). */
 typedef struct {
@@ -111,8 +123,9 @@ typedef struct {
     int deploy_target; /* where a retrain's result serves: target, except in SIM_ACTIONS_PAIRS */
 } SimDecision;
 
-/* "targets", "steps", "pairs" <-> the set; parse returns DP_ERR_INVAL naming
- * the choices for anything else. */
+/* The sets' names, indexed by SimActionSet, NULL-terminated (config files use
+ * them).  parse returns DP_ERR_INVAL naming the choices for anything else. */
+extern const char *const sim_action_set_names[];
 DpStatus sim_action_set_parse(const char *name, SimActionSet *out, DpError *err);
 const char *sim_action_set_name(SimActionSet set);
 
@@ -339,8 +352,7 @@ typedef struct {
     int n_retrains, n_redeploys, n_failed, n_ignored;
     double total_cost, total_reward;
     SimObservation last;     /* measured over the previous step (initially: step 0 unloaded) */
-    double acc_ring[SIM_ACC_WINDOW]; /* the served model's last accuracy readings */
-    int acc_n;               /* readings in acc_ring since the last deploy */
+    SimAccWindow acc;        /* the served model's accuracy readings */
 } SimRun;
 
 void sim_run_reset(SimRun *run, const SimConfig *cfg, const SimEpisode *ep);

@@ -177,7 +177,6 @@ static const char *const traffic_kinds[] = {"steady", "spike", "diurnal", NULL};
 static const char *const drift_kinds[] = {"none", "gradual", "sudden", "recurring", NULL};
 static const char *const cost_modes[] = {"flat", "gpu_hours", NULL};
 static const char *const profiles[] = {"paper", "extended", NULL};
-static const char *const action_sets[] = {"targets", "steps", "pairs", NULL};
 
 #define D(s, f) {#f, F_DOUBLE, offsetof(s, f), NULL}
 #define E(s, f, names) {#f, F_ENUM, offsetof(s, f), names}
@@ -185,7 +184,7 @@ static const char *const action_sets[] = {"targets", "steps", "pairs", NULL};
 static const Field top_fields[] = {
     D(SimConfig, duration_s), D(SimConfig, interval_s), D(SimConfig, timeout_ms),
     D(SimConfig, latency_noise), E(SimConfig, profile, profiles),
-    E(SimConfig, action_set, action_sets), {NULL, F_DOUBLE, 0, NULL}};
+    E(SimConfig, action_set, sim_action_set_names), {NULL, F_DOUBLE, 0, NULL}};
 static const Field target_fields[] = {
     D(SimTarget, price), D(SimTarget, price_per_gpu_hour), D(SimTarget, speed),
     D(SimTarget, distance_ms), D(SimTarget, service_ms), D(SimTarget, capacity_rps),

@@ -50,13 +50,26 @@ const char *sim_state_feature_name(SimProfile profile, int n_targets, int i, cha
     return buf;
 }
 
+void sim_acc_window_push(SimAccWindow *w, double accuracy) {
+    w->v[w->n % SIM_ACC_WINDOW] = accuracy;
+    w->n++;
+}
+
+double sim_acc_window_mean(const SimAccWindow *w, double fallback) {
+    int n = w->n < SIM_ACC_WINDOW ? w->n : SIM_ACC_WINDOW;
+    if (n == 0) return fallback;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += w->v[i];
+    return sum / n;
+}
+
 // ---- actions ----
 
-static const char *const action_set_names[] = {"targets", "steps", "pairs"};
+const char *const sim_action_set_names[] = {"targets", "steps", "pairs", NULL};
 
 DpStatus sim_action_set_parse(const char *name, SimActionSet *out, DpError *err) {
-    for (int i = 0; i < 3; i++)
-        if (name && !strcmp(name, action_set_names[i])) {
+    for (int i = 0; sim_action_set_names[i]; i++)
+        if (name && !strcmp(name, sim_action_set_names[i])) {
             *out = (SimActionSet)i;
             return DP_OK;
         }
@@ -65,7 +78,7 @@ DpStatus sim_action_set_parse(const char *name, SimActionSet *out, DpError *err)
 }
 
 const char *sim_action_set_name(SimActionSet set) {
-    return set >= 0 && set <= 2 ? action_set_names[set] : "?";
+    return set >= 0 && set <= SIM_ACTIONS_PAIRS ? sim_action_set_names[set] : "?";
 }
 
 int sim_action_count(SimActionSet set, int n_targets) {

@@ -274,14 +274,7 @@ void sim_run_observe(const SimRun *run, SimObservation *o) {
     o->redeploy_count = run->n_redeploys;
     o->since_retrain_s = (run->t - (run->last_retrain_t >= 0 ? run->last_retrain_t : 0)) * cfg->interval_s;
     o->job_running = run->job_target >= 0 && run->job_end > run->t;
-    if (run->acc_n > 0) {
-        int n = run->acc_n < SIM_ACC_WINDOW ? run->acc_n : SIM_ACC_WINDOW;
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += run->acc_ring[i];
-        o->accuracy_mean = sum / n;
-    } else {
-        o->accuracy_mean = o->accuracy;
-    }
+    o->accuracy_mean = sim_acc_window_mean(&run->acc, o->accuracy);
     o->serving_target = run->serving;
     o->n_targets = K;
     for (int k = 0; k < K; k++) {
@@ -300,7 +293,7 @@ static void complete_job(SimRun *run, SimStepInfo *info) {
                 run->model_r = run->job_start;
                 run->serving = run->job_deploy;
                 run->n_redeploys++;
-                run->acc_n = 0;
+                sim_acc_window_reset(&run->acc);
                 info->deployed = 1;
             } else {
                 run->pending_r = run->job_start;
@@ -335,7 +328,7 @@ void sim_run_step(SimRun *run, int action, SimStepInfo *info) {
             run->job_end = t + steps;
             run->job_ok = ok;
             run->job_redeploy = d.redeploy;
-            run->job_deploy = d.deploy_target >= 0 ? d.deploy_target : d.target;
+            run->job_deploy = d.deploy_target;
             run->n_retrains++;
             run->last_retrain_t = t;
             cost += c;
@@ -347,7 +340,7 @@ void sim_run_step(SimRun *run, int action, SimStepInfo *info) {
             run->pending_r = -2;
             run->serving = d.target;
             run->n_redeploys++;
-            run->acc_n = 0;
+            sim_acc_window_reset(&run->acc);
             cost += cfg->targets[d.target].redeploy_cost;
             info->deployed = 1;
         } else {
@@ -363,7 +356,7 @@ void sim_run_step(SimRun *run, int action, SimStepInfo *info) {
     info->reward = sim_reward(&cfg->reward, &o, cost, cfg->interval_s);
     info->obs = o;
     run->last = o;
-    run->acc_ring[run->acc_n++ % SIM_ACC_WINDOW] = o.accuracy;
+    sim_acc_window_push(&run->acc, o.accuracy);
     run->total_cost += cost;
     run->total_reward += info->reward;
     run->t++;
